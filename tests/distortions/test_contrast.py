@@ -1,0 +1,162 @@
+"""Tests of distortions/contrast.py: contrast_strengthen and contrast_weaken."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+from skimage import data
+
+from distortions import contrast
+from distortions.registry import REGISTRY
+
+# The spec's tables (../shared/spec/distortions.md), written out.
+SPEC_TABLES = {
+    "contrast_strengthen_scale": ("contrast_strengthen", "factor", [1.4, 1.7, 2.1, 2.6, 4.0]),
+    "contrast_strengthen_stretch": ("contrast_strengthen", "k", [2, 4, 6, 8, 10]),
+    "contrast_weaken_scale": ("contrast_weaken", "factor", [0.75, 0.60, 0.45, 0.30, 0.20]),
+    "contrast_weaken_stretch": ("contrast_weaken", "k", [1.0, 0.9, 0.8, 0.6, 0.4]),
+}
+NAMES = tuple(SPEC_TABLES)
+
+PHOTO = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
+CAT = cv2.resize(data.chelsea(), (120, 80), interpolation=cv2.INTER_AREA)
+
+
+def _run(name: str, img: np.ndarray, severity: int) -> np.ndarray:
+    return REGISTRY[name].fn(img, severity, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------ tables
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_table_equals_the_spec(name: str) -> None:
+    spec = REGISTRY[name]
+    category, field, values = SPEC_TABLES[name]
+    assert spec.category == category
+    assert spec.random is False
+    assert [getattr(row, field) for row in spec.table] == values
+    assert [tuple(row) for row in spec.table] == [(v,) for v in values]
+
+
+# ------------------------------------------------------------------------- scale (Pillow)
+
+
+@pytest.mark.parametrize("img", [PHOTO, CAT], ids=["astronaut", "chelsea"])
+def test_grey_mean_is_pillows(img: np.ndarray) -> None:
+    pil_l = np.asarray(Image.fromarray(img).convert("L"), dtype=np.float64)
+    assert contrast.grey_mean(img) == int(pil_l.mean() + 0.5)
+
+
+@pytest.mark.parametrize("factor", [1.4, 1.7, 2.1, 2.6, 4.0, 0.75, 0.6, 0.45, 0.3, 0.2])
+@pytest.mark.parametrize("img", [PHOTO, CAT], ids=["astronaut", "chelsea"])
+def test_scale_equals_pillow_image_enhance_contrast(factor: float, img: np.ndarray) -> None:
+    ours = contrast._scale(img, factor=factor, mean=contrast.grey_mean(img)).astype(int)
+    pil = np.asarray(ImageEnhance.Contrast(Image.fromarray(img)).enhance(factor), dtype=int)
+    diff = ours - pil
+    assert np.abs(diff).max() <= 1  # Pillow truncates, we round
+    assert diff.min() >= 0  # ... so we are never below it
+
+
+def test_scale_blends_with_the_mean_grey() -> None:
+    out = contrast._scale(CAT, factor=0.0, mean=100)
+    assert (out == 100).all()
+    np.testing.assert_array_equal(contrast._scale(CAT, factor=1.0, mean=100), CAT)
+
+
+# ------------------------------------------------------------------------------- stretch
+
+
+def test_stretch_curve_follows_the_formula() -> None:
+    for k, mean in ((2.0, 0.4), (0.6, 0.25), (10.0, 0.7)):
+        lut = contrast._stretch_lut(k, mean)
+        x = np.arange(1, 256) / 255
+        np.testing.assert_allclose(lut[1:], 1 / (1 + (mean / x) ** k), rtol=1e-12)
+        assert lut[0] == 0.0  # x = 0 -> 0, the limit, not 1
+        assert (np.diff(lut) >= 0).all()  # monotonic: no level order is swapped
+
+
+def test_stretch_maps_the_channel_mean_to_mid_grey() -> None:
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[:, :16] = (40, 100, 200)
+    img[:, 16:] = (120, 20, 100)  # channel means 80, 60, 150
+    out = contrast._stretch(img, k=3.0)
+    x = img[0, 0].astype(np.float64) / 255
+    m = np.array([80, 60, 150]) / 255
+    np.testing.assert_allclose(out[0, 0], np.rint(255 / (1 + (m / x) ** 3)), atol=1)
+    # above the mean goes above mid-grey, below it below
+    assert out[0, 0, 2] > 128 > out[0, 16, 2]
+
+
+def test_stretch_keeps_black_black_where_the_original_turned_it_white() -> None:
+    """Defect of the original: x + 1e-12 in the denominator made a zero-mean channel 255."""
+    img = PHOTO.copy()
+    img[:, :, 2] = 0  # blue channel all zero: mean 0
+    img[:8, :8] = 0  # and some pure black pixels in the others
+    for k in (0.4, 1.0, 10.0):
+        out = contrast._stretch(img, k=k)
+        assert not out[:, :, 2].any()
+        assert not out[:8, :8].any()
+    assert not contrast._stretch(np.zeros((32, 32, 3), np.uint8), k=4.0).any()
+
+
+def test_stretch_flat_channel_becomes_mid_grey() -> None:
+    """A flat non-zero channel sits at its own mean: the formula's fixed point 0.5."""
+    flat = np.tile(np.array([180, 120, 60], np.uint8), (40, 48, 1))
+    assert (contrast._stretch(flat, k=6.0) == 128).all()
+
+
+# ----------------------------------------------------------------- functions and severity
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("img", [PHOTO, CAT], ids=["astronaut", "chelsea"])
+def test_spread_of_intensities_moves_monotonically(name: str, img: np.ndarray) -> None:
+    spread = [float(_run(name, img, s).std()) for s in range(1, 6)]
+    steps = np.diff(spread)
+    # (the gentle k = 2 sigmoid of contrast_strengthen_stretch flattens the extremes, so
+    # severity 1 may spread less than the clean image; the ordering is over severities)
+    if "strengthen" in name:
+        assert (steps > 0.2).all() and spread[-1] > img.std() + 5, spread
+    else:
+        assert (steps < -0.2).all() and spread[-1] < img.std() - 5, spread
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_and_rng_untouched(name: str) -> None:
+    rng = np.random.default_rng(4)
+    state = rng.bit_generator.state
+    a = REGISTRY[name].fn(PHOTO, 3, rng)
+    assert rng.bit_generator.state == state
+    np.testing.assert_array_equal(a, _run(name, PHOTO, 3))
+
+
+# ---------------------------------------------------------------------------- edge inputs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_edge_inputs(name: str) -> None:
+    grey = np.repeat(cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    out = _run(name, grey, 4)
+    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+    flat_grey = np.full((40, 40, 3), 128, np.uint8)
+    assert (_run(name, flat_grey, 5) == 128).all()  # mean of itself: unchanged
+    black = np.zeros((32, 32, 3), np.uint8)
+    if "stretch" in name:
+        assert not _run(name, black, 5).any()
+    white = np.full((32, 32, 3), 255, np.uint8)
+    out_w = _run(name, white, 5)
+    assert (out_w == out_w[0, 0]).all() and out_w.any()  # flat stays flat, never black
+    tiny = np.ascontiguousarray(PHOTO[:32, :32])
+    assert _run(name, tiny, 5).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("view", ["step2", "flipped"])
+def test_non_contiguous_views(name: str, view: str) -> None:
+    base = PHOTO.copy()
+    v = base[::2, ::2] if view == "step2" else base[:, ::-1]
+    np.testing.assert_array_equal(_run(name, v, 4), _run(name, np.ascontiguousarray(v), 4))
+    np.testing.assert_array_equal(base, PHOTO)

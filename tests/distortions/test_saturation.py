@@ -1,0 +1,179 @@
+"""Tests of distortions/saturation.py: saturate_strengthen and saturate_weaken."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from distortions import saturation
+from distortions.registry import REGISTRY
+
+# The spec's tables (../shared/spec/distortions.md), written out.
+SPEC_TABLES = {
+    "saturate_strengthen_HSV": ("saturate_strengthen", [3, 6, 12, 20, 64]),
+    "saturate_strengthen_YCrCb": ("saturate_strengthen", [2, 3, 5, 8, 16]),
+    "saturate_weaken_HSV": ("saturate_weaken", [0.7, 0.55, 0.4, 0.2, 0.0]),
+    "saturate_weaken_YCrCb": ("saturate_weaken", [0.6, 0.4, 0.2, 0.1, 0.0]),
+}
+NAMES = tuple(SPEC_TABLES)
+
+PHOTO = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
+CAT = cv2.resize(data.chelsea(), (120, 80), interpolation=cv2.INTER_AREA)
+
+
+def _run(name: str, img: np.ndarray, severity: int) -> np.ndarray:
+    return REGISTRY[name].fn(img, severity, np.random.default_rng(0))
+
+
+def colourfulness(img: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003) colourfulness M of an RGB image."""
+    r, g, b = (img[:, :, i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _is_grey(img: np.ndarray) -> bool:
+    return bool((img[:, :, 0] == img[:, :, 1]).all() and (img[:, :, 1] == img[:, :, 2]).all())
+
+
+# ------------------------------------------------------------------------------ tables
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_table_equals_the_spec(name: str) -> None:
+    spec = REGISTRY[name]
+    category, values = SPEC_TABLES[name]
+    assert spec.category == category
+    assert spec.random is False
+    assert [row.scale for row in spec.table] == values
+    assert [tuple(row) for row in spec.table] == [(v,) for v in values]
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@pytest.mark.parametrize("scale", [0.4, 3.0])
+def test_hsv_scale_changes_s_only(scale: float) -> None:
+    out = saturation._scale_s(PHOTO, scale=scale)
+    h0 = cv2.cvtColor(PHOTO.astype(np.float32) / 255, cv2.COLOR_RGB2HSV)
+    h1 = cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2HSV)
+    want_s = np.minimum(h0[:, :, 1] * scale, 1)
+    ok = (h0[:, :, 2] > 0.3) & (want_s > 0.2)
+    assert np.abs(h1[:, :, 2] - h0[:, :, 2]).max() <= 0.51 / 255 + 1e-6  # V = max kept
+    assert np.abs(h1[:, :, 1][ok] - want_s[ok]).max() < 0.02
+    dh = np.abs(h1[:, :, 0][ok] - h0[:, :, 0][ok])
+    assert np.minimum(dh, 360 - dh).max() < 3
+
+
+@pytest.mark.parametrize("scale", [0.2, 2.0])
+def test_ycrcb_scale_changes_chroma_only(scale: float) -> None:
+    out = saturation._scale_chroma(PHOTO, scale=scale)
+    y0 = cv2.cvtColor(PHOTO.astype(np.float32) / 255, cv2.COLOR_RGB2YCrCb)
+    y1 = cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2YCrCb)
+    want_c = np.clip(0.5 + (y0[:, :, 1:] - 0.5) * scale, 0, 1)
+    inside = (out > 0).all(axis=2) & (out < 255).all(axis=2)  # no RGB clipping
+    assert inside.mean() > 0.5
+    assert np.abs(y1[:, :, 0][inside] - y0[:, :, 0][inside]).max() < 1.5 / 255  # luma kept
+    assert np.abs(y1[:, :, 1:][inside] - want_c[inside]).max() < 2.5 / 255
+
+
+def test_scale_zero_gives_grey() -> None:
+    hsv = saturation._scale_s(PHOTO, scale=0.0)
+    assert _is_grey(hsv)
+    np.testing.assert_array_equal(hsv[:, :, 0], PHOTO.max(axis=2))  # grey = V
+    ycc = saturation._scale_chroma(PHOTO, scale=0.0)
+    assert _is_grey(ycc)
+    luma = cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY).astype(int)
+    assert np.abs(ycc[:, :, 0].astype(int) - luma).max() <= 1  # grey = Y
+
+
+def _orig_8bit(img: np.ndarray, scale: float, space: str) -> np.ndarray:
+    """The original's 8-bit path (scale and clip in uint8 HSV / YCrCb), for comparison."""
+    if space == "HSV":
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[:, :, 1] *= scale
+        return cv2.cvtColor(np.uint8(np.clip(hsv, 0, 255)), cv2.COLOR_HSV2RGB)
+    ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    ycc[:, :, 1:] = 128 + (ycc[:, :, 1:] - 128) * scale
+    return cv2.cvtColor(np.uint8(np.clip(ycc, 0, 255)), cv2.COLOR_YCrCb2RGB)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_semantics_as_the_original_8bit_path(name: str) -> None:
+    space = name.rsplit("_", 1)[1]
+    for severity in range(1, 6):
+        scale = REGISTRY[name].params(severity).scale
+        ours = _run(name, PHOTO, severity).astype(int)
+        diff = np.abs(ours - _orig_8bit(PHOTO, scale, space))
+        assert diff.mean() < 2.5, (severity, diff.mean())
+
+
+# ----------------------------------------------------------------- functions and severity
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_colourfulness_moves_monotonically(name: str) -> None:
+    m = [colourfulness(PHOTO)] + [colourfulness(_run(name, PHOTO, s)) for s in range(1, 6)]
+    steps = np.diff(m)
+    if "strengthen" in name:
+        assert (steps > 0.2).all(), m
+    else:
+        assert (steps < -0.2).all(), m
+        assert m[-1] < 0.5  # scale 0: no colour left
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mean_saturation_moves_monotonically_on_a_low_chroma_photo(name: str) -> None:
+    """On the brownish cat, strong YCrCb gains push most pixels to the gamut edge, where
+    RGB clipping collapses the spread of hues: Hasler's colourfulness then falls from
+    x5 to x16 (the original's 8-bit path does the same). The mean HSV saturation, the
+    quantity these distortions scale, still orders the severities."""
+    sat = [float(cv2.cvtColor(CAT, cv2.COLOR_RGB2HSV)[:, :, 1].mean())]
+    sat += [float(cv2.cvtColor(_run(name, CAT, s), cv2.COLOR_RGB2HSV)[:, :, 1].mean())
+            for s in range(1, 6)]
+    steps = np.diff(sat)
+    if "strengthen" in name:  # rises until (nearly) every pixel is fully saturated
+        assert (steps >= 0).all() and (steps[:3] > 0.5).all() and sat[-1] > 240, sat
+    else:
+        assert (steps < -0.5).all(), sat
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_and_rng_untouched(name: str) -> None:
+    rng = np.random.default_rng(4)
+    state = rng.bit_generator.state
+    a = REGISTRY[name].fn(PHOTO, 3, rng)
+    assert rng.bit_generator.state == state
+    np.testing.assert_array_equal(a, _run(name, PHOTO, 3))
+
+
+# ---------------------------------------------------------------------------- edge inputs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_edge_inputs(name: str) -> None:
+    grey = np.repeat(cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    out = _run(name, grey, 5)
+    assert _is_grey(out)
+    assert np.abs(out.astype(int) - grey).max() <= 1  # nothing to (de)saturate
+    for value in (0, 255):
+        flat = np.full((32, 40, 3), value, np.uint8)
+        np.testing.assert_array_equal(_run(name, flat, 5), flat)
+    orange = np.tile(np.array([180, 120, 60], np.uint8), (40, 48, 1))
+    out = _run(name, orange, 3)
+    assert (out == out[0, 0]).all()  # flat stays flat
+    r, g, b = out[0, 0].astype(int)
+    assert r >= g >= b  # still an orange/yellow hue (or grey)
+    tiny = np.ascontiguousarray(PHOTO[:32, :32])
+    assert _run(name, tiny, 5).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("view", ["step2", "flipped"])
+def test_non_contiguous_views(name: str, view: str) -> None:
+    base = PHOTO.copy()
+    v = base[::2, ::2] if view == "step2" else base[:, ::-1]
+    np.testing.assert_array_equal(_run(name, v, 4), _run(name, np.ascontiguousarray(v), 4))
+    np.testing.assert_array_equal(base, PHOTO)
