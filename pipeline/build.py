@@ -1,0 +1,501 @@
+"""Build orchestration without Prefect: the stage list, the process pool, the lock file.
+
+Stage API (plain functions over the dataset folder; each is idempotent, resumes, and
+returns a small JSON-able summary; Prefect tasks in `flows/` wrap exactly these)::
+
+    ingest_references(manifest, store, *, executor=None, on_chunk=None, on_start=None) -> dict
+        # or, chunk by chunk: list_sources(manifest) -> (sources, failures),
+        #   chunk_items(sources, INGEST_CHUNK_SIZE), ingest_chunk(manifest, store, i, chunk),
+        #   merge_references(manifest, store, sources, failures)
+    plan_split(manifest, store, kind, split) -> list[SamplePlan]     # writes the plan file
+    chunk_plans(plans, chunk_size) -> list[tuple[int, list[SamplePlan]]]
+    synthesize_chunk(manifest, store, kind, split, chunk_index, plans) -> dict
+    merge_samples(store, kind, split, *, failure_logs=True) -> dict  # samples/<kind>/<split>.jsonl
+    rebuild_failure_logs(store) -> dict      # failures/{synthesize,judge}.jsonl from all chunks
+    judge_split(manifest, store, kind, split) -> dict                # re-judge a split
+    write_lock(manifest, store) -> dict                              # manifest.lock.json
+
+`run_build` runs the stages of `STAGES` in order over one `BuildContext`; a stage is a
+function `(ctx) -> summary dict`. Later stages (respond, assemble, report) are added to
+`STAGES` before "lock", which must stay last because it hashes every output file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import multiprocessing
+import os
+import platform
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+import distortions
+from pipeline.ingest import (
+    INGEST_CHUNK_SIZE,
+    chunk_items,
+    ingest_chunk,
+    ingest_references,
+    list_sources,
+    merge_references,
+)
+from pipeline.manifest import Manifest
+from pipeline.plan import load_plans, plan_split
+from pipeline.progress import BuildProgress, NullProgress
+from pipeline.records import KINDS
+from pipeline.respond import stage_respond
+from pipeline.store import Store, atomic_write_json
+from pipeline.synthesize import (
+    chunk_plans,
+    chunks_dir,
+    judge_split,
+    merge_samples,
+    rebuild_failure_logs,
+    synthesize_chunk,
+)
+
+__all__ = [
+    "INGEST_CHUNK_SIZE",
+    "STAGES",
+    "BuildContext",
+    "chunk_items",
+    "chunk_plans",
+    "ingest_chunk",
+    "ingest_references",
+    "judge_dataset",
+    "judge_split",
+    "list_sources",
+    "make_executor",
+    "merge_references",
+    "merge_samples",
+    "plan_split",
+    "rebuild_failure_logs",
+    "regenerate",
+    "remove_stale_temp_files",
+    "run_build",
+    "selected_splits",
+    "synthesize_chunk",
+    "write_lock",
+]
+
+log = logging.getLogger(__name__)
+
+_LOCK_PACKAGES = ("dqgen", "numpy", "opencv-python-headless", "pillow", "scikit-image",
+                  "pydantic", "PyYAML", "Wand")
+
+
+@dataclass
+class BuildContext:
+    """What every stage of one build sees."""
+
+    manifest: Manifest
+    store: Store
+    kinds: list[str]
+    splits: list[str]
+    workers: int = 1
+    progress: BuildProgress = field(default_factory=NullProgress)
+    executor: Executor | None = None  # a process pool when workers > 1
+    summaries: dict[str, Any] = field(default_factory=dict)
+
+
+StageFn = Callable[[BuildContext], dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- helpers
+def _watch_parent(pid: int, interval_s: float = 1.0) -> None:
+    while True:
+        time.sleep(interval_s)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)  # the build was killed (e.g. SIGKILL): do not linger as an orphan
+        except PermissionError:  # pragma: no cover - the pid exists under another user
+            pass
+
+
+def _init_worker(parent_pid: int) -> None:
+    # One OpenCV thread per worker process: the pool is the parallelism.
+    cv2.setNumThreads(1)
+    # A killed parent cannot shut the pool down, and forkserver workers are not its
+    # children: each worker exits by itself once the building process is gone.
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                     name="dqgen-parent-watch").start()
+
+
+def make_executor(workers: int) -> ProcessPoolExecutor:
+    """A process pool of `workers` with one OpenCV thread each.
+
+    Uses the forkserver start method where available: forking a process that runs threads
+    (rich's refresh thread, Prefect) is unsafe, and spawn would re-import everything in
+    each worker; the server preloads the distortion library once.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["pipeline.synthesize", "pipeline.ingest"])
+    else:  # pragma: no cover - Windows
+        ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(),))
+
+
+@contextmanager
+def _cv2_single_thread() -> Iterator[None]:
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
+
+
+def selected_splits(manifest: Manifest, kinds: Sequence[str] | None = None,
+                    splits: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(kind, split) pairs of the manifest's counts, filtered by `kinds` and `splits`.
+
+    Raises:
+        ValueError: an unknown kind, or a kind/split the manifest has no count for.
+    """
+    for kind in kinds or []:
+        if kind not in KINDS:
+            msg = f"unknown kind {kind!r}; known: {', '.join(KINDS)}"
+            raise ValueError(msg)
+        if kind not in manifest.counts:
+            known = ", ".join(manifest.kinds()) or "none"
+            msg = f"kind {kind!r} has no counts in the manifest (kinds with counts: {known})"
+            raise ValueError(msg)
+    for split in splits or []:
+        if split not in manifest.splits():
+            known = ", ".join(manifest.splits()) or "none"
+            msg = f"split {split!r} has no counts in the manifest (splits with counts: {known})"
+            raise ValueError(msg)
+    return [(k, s) for k in manifest.kinds() if not kinds or k in kinds
+            for s in manifest.counts[k] if not splits or s in splits]
+
+
+def remove_stale_temp_files(store: Store) -> int:
+    """Delete temp files a killed run left behind (`.<name>.*.tmp`); returns how many."""
+    n = 0
+    if store.root.exists():
+        for path in store.root.rglob(".*.tmp"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _LOCK_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
+    """Write `manifest.lock.json`: resolved manifest, versions, sha256 of every output file.
+
+    The content is deterministic (no timestamp), so two builds of one manifest have equal
+    locks. Hidden files (temp files of writes in progress) and the lock itself are left out.
+
+    Returns:
+        {"files": n} (output files hashed).
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    outputs: dict[str, str] = {}
+    if store.root.exists():
+        for path in sorted(store.root.rglob("*")):
+            rel = path.relative_to(store.root)
+            if (path.is_file() and path != store.lock_path
+                    and not any(part.startswith(".") for part in rel.parts)):
+                outputs[rel.as_posix()] = _sha256_file(path)
+    lock = {
+        "lock_version": 1,
+        "manifest": manifest.model_dump(mode="json"),
+        "references_root": str(manifest.references_root()),
+        "packages": _versions(),
+        "distortions": sorted(distortions.REGISTRY),
+        "outputs": dict(sorted(outputs.items())),
+    }
+    atomic_write_json(store.lock_path, lock, indent=1)
+    return {"files": len(outputs)}
+
+
+# --------------------------------------------------------------------------- stages
+def stage_ingest(ctx: BuildContext) -> dict[str, Any]:
+    """Ingest references (resumes chunk by chunk)."""
+    if not ctx.manifest.counts and ctx.manifest.sources:
+        return {}  # only human-labelled sources: no reference photos to ingest
+    return ingest_references(
+        ctx.manifest, ctx.store, executor=ctx.executor,
+        on_start=lambda n: ctx.progress.start("ingest", n, "ingest references"),
+        on_chunk=lambda _s: ctx.progress.advance("ingest"))
+
+
+def stage_plan(ctx: BuildContext) -> dict[str, Any]:
+    """Write the plan of every selected kind and split."""
+    out = {}
+    for kind, split in selected_splits(ctx.manifest, ctx.kinds, ctx.splits):
+        out[f"{kind}/{split}"] = len(plan_split(ctx.manifest, ctx.store, kind, split))
+    return out
+
+
+def _synthesize(ctx: BuildContext, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    work: dict[tuple[str, str], list[tuple[int, list[Any]]]] = {}
+    for kind, split in pairs:
+        chunks = chunk_plans(load_plans(ctx.store, kind, split), ctx.manifest.chunk_size)
+        work[(kind, split)] = chunks
+        ctx.progress.start(f"{kind}/{split}", len(chunks), f"{kind} {split}")
+    totals: dict[str, dict[str, int]] = {
+        f"{k}/{s}": {"done": 0, "skipped": 0, "failed": 0, "judged": 0} for k, s in pairs}
+    remaining = {key: len(chunks) for key, chunks in work.items()}
+
+    def finished(key: tuple[str, str], summary: dict[str, int]) -> None:
+        name = f"{key[0]}/{key[1]}"
+        for k, v in summary.items():
+            totals[name][k] += v
+        ctx.progress.advance(name)
+        remaining[key] -= 1
+        if remaining[key] == 0:
+            totals[name]["samples"] = merge_samples(ctx.store, *key,
+                                                    failure_logs=False)["samples"]
+
+    for key, chunks in work.items():  # empty splits: merge writes an empty file
+        if not chunks:
+            totals[f"{key[0]}/{key[1]}"]["samples"] = merge_samples(
+                ctx.store, *key, failure_logs=False)["samples"]
+    if ctx.executor is None:
+        with _cv2_single_thread():
+            for key, chunks in work.items():
+                for index, plans in chunks:
+                    finished(key, synthesize_chunk(ctx.manifest, ctx.store, *key, index, plans))
+    else:
+        futures: dict[Future[dict[str, int]], tuple[str, str]] = {}
+        for key, chunks in work.items():
+            for index, plans in chunks:
+                fut = ctx.executor.submit(synthesize_chunk, ctx.manifest, ctx.store.root,
+                                          *key, index, plans)
+                futures[fut] = key
+        try:
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    rebuild_failure_logs(ctx.store)  # once, from every chunk file of the dataset
+    return totals
+
+
+def stage_synthesize(ctx: BuildContext) -> dict[str, Any]:
+    """Render, judge and merge every selected kind and split (resumes chunk by chunk)."""
+    return _synthesize(ctx, selected_splits(ctx.manifest, ctx.kinds, ctx.splits))
+
+
+def stage_labels(ctx: BuildContext) -> dict[str, Any]:
+    """Read the manifest's human-labelled `sources` (pipeline/labels/build.py): image
+    records, splits and instant-rating pairs/<dataset>/ that the assemble stage turns into
+    refAB_brief / AB_brief records."""
+    if not ctx.manifest.sources:
+        return {}
+    from pipeline.labels.build import build_labels
+
+    ctx.progress.start("labels", len(ctx.manifest.sources), "human-labelled sources")
+    result = build_labels(ctx.manifest, ctx.store,
+                          on_source=lambda _name, _summary: ctx.progress.advance("labels"))
+    out: dict[str, Any] = {}
+    for name, s in result["sources"].items():
+        failed = 1 if "error" in s else sum(s.get("failures", {}).values())
+        out[name] = {"done": s.get("images") or s.get("native_pairs", 0), "failed": failed,
+                     "pairs": sum(s.get("pairs", {}).values())}
+    return out
+
+
+def stage_assemble(ctx: BuildContext) -> dict[str, Any]:
+    """Write the task files (pipeline/assemble.py) and the exports the manifest asks for."""
+    from pipeline.assemble import assemble_tasks
+    from pipeline.export import export_tasks
+
+    # All splits (pairs/ may hold splits without counts) unless the build was restricted.
+    splits = None if set(ctx.splits) == set(ctx.manifest.splits()) else ctx.splits
+    summary = assemble_tasks(ctx.manifest, ctx.store, kinds=ctx.kinds, splits=splits)
+    out: dict[str, Any] = {f"{t}/{s}": {"done": n} for t, v in summary["tasks"].items()
+                           for s, n in v.items()}
+    for reason, n in {**summary["skipped"], **summary["dropped"]}.items():
+        out[reason] = {"skipped": n}
+    for fmt in ctx.manifest.tasks.exports:
+        out[f"export:{fmt}"] = {"files": len(export_tasks(ctx.store, fmt)["files"])}
+    return out
+
+
+def stage_report(ctx: BuildContext) -> dict[str, Any]:
+    """Write report/ (pipeline/report.py): dataset card, figures, contact sheet."""
+    if not ctx.manifest.tasks.report:
+        return {}
+    from pipeline.report import write_report
+
+    result = write_report(ctx.manifest, ctx.store, respond_summary=ctx.summaries.get("respond"))
+    return {"files": 2 + len(result["figures"]) + 1}
+
+
+def stage_lock(ctx: BuildContext) -> dict[str, Any]:
+    """Write manifest.lock.json (last: it hashes every output)."""
+    return write_lock(ctx.manifest, ctx.store)
+
+
+# The stages of `dqgen build --no-prefect`, in order. Later stages go here, after
+# "synthesize" and before "lock": ("respond", ...), ("assemble", ...), ("report", ...).
+STAGES: list[tuple[str, StageFn]] = [
+    ("ingest", stage_ingest),
+    ("plan", stage_plan),
+    ("synthesize", stage_synthesize),
+    ("labels", stage_labels),
+    ("respond", stage_respond),  # pipeline/respond.py: the manifest's responder
+    ("assemble", stage_assemble),
+    ("report", stage_report),
+    ("lock", stage_lock),
+]
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Executor | None]:
+    if workers <= 1:
+        yield None
+        return
+    ex = make_executor(workers)
+    try:
+        yield ex
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _context(manifest: Manifest, kinds: Sequence[str] | None, splits: Sequence[str] | None,
+             workers: int, out: str | Path | None, progress: BuildProgress | None
+             ) -> BuildContext:
+    if workers < 1:
+        msg = f"workers must be >= 1, got {workers}"
+        raise ValueError(msg)
+    selected_splits(manifest, kinds, splits)  # validate early
+    store = Store(Path(out).expanduser().resolve() if out is not None else manifest.output_dir())
+    return BuildContext(manifest=manifest, store=store,
+                        kinds=list(kinds or manifest.kinds()),
+                        splits=list(splits or manifest.splits()), workers=workers,
+                        progress=progress or NullProgress())
+
+
+def run_build(
+    manifest: Manifest,
+    *,
+    kinds: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
+    workers: int = 1,
+    out: str | Path | None = None,
+    stages: Sequence[str] | None = None,
+    progress: BuildProgress | None = None,
+) -> dict[str, Any]:
+    """Run the build stages in order (no Prefect); resumes whatever is already done.
+
+    Args:
+        manifest: the build manifest.
+        kinds, splits: restrict plan and synthesis to these (default: all in the manifest).
+        workers: processes for ingest and synthesis (1: in this process).
+        out: dataset folder (default: the manifest's `output`).
+        stages: names from `STAGES` to run (default: all, in order).
+        progress: progress reporter (default: silent).
+
+    Returns:
+        {stage name: its summary} plus "output": the dataset folder.
+
+    Raises:
+        ValueError: unknown kind, split or stage name, or workers < 1.
+    """
+    names = [n for n, _ in STAGES]
+    for name in stages or []:
+        if name not in names:
+            msg = f"unknown stage {name!r}; known: {', '.join(names)}"
+            raise ValueError(msg)
+    ctx = _context(manifest, kinds, splits, workers, out, progress)
+    ctx.store.root.mkdir(parents=True, exist_ok=True)
+    removed = remove_stale_temp_files(ctx.store)
+    if removed:
+        log.info("removed %d temp files of an interrupted run", removed)
+    with _pool(workers) as executor:
+        ctx.executor = executor
+        for name, fn in STAGES:
+            if stages and name not in stages:
+                continue
+            ctx.summaries[name] = fn(ctx)
+    return {**ctx.summaries, "output": str(ctx.store.root)}
+
+
+def regenerate(
+    manifest: Manifest, kind: str, split: str, *, workers: int = 1,
+    out: str | Path | None = None, progress: BuildProgress | None = None,
+) -> dict[str, Any]:
+    """Delete and rebuild one kind/split (plan, images, chunks, samples), then the lock.
+
+    The result is byte-identical to the first build of that split (same manifest and
+    references). References are ingested first if they are missing.
+
+    Returns:
+        {"plan": n, "synthesize": summary, "lock": summary, "output": folder}.
+    """
+    ctx = _context(manifest, [kind], [split], workers, out, progress)
+    store = ctx.store
+    remove_stale_temp_files(store)
+    if not store.references_index.exists():
+        stage_ingest(ctx)
+    for path in (store.plan_path(kind, split), store.samples_path(kind, split)):
+        path.unlink(missing_ok=True)
+    for folder in (store.image_dir(kind, split), chunks_dir(store, kind, split)):
+        shutil.rmtree(folder, ignore_errors=True)
+    plans = plan_split(manifest, store, kind, split)
+    with _pool(workers) as executor:
+        ctx.executor = executor
+        synth = _synthesize(ctx, [(kind, split)])
+    return {"plan": len(plans), "synthesize": synth, "lock": write_lock(manifest, store),
+            "output": str(store.root)}
+
+
+def judge_dataset(
+    manifest: Manifest, *, kinds: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None, out: str | Path | None = None,
+    progress: BuildProgress | None = None,
+) -> dict[str, Any]:
+    """Re-judge every synthesised refAB split with the manifest's judge, then the lock.
+
+    Returns:
+        {"<kind>/<split>": {"judged": n, "failed": n}, ..., "lock": summary}.
+    """
+    ctx = _context(manifest, kinds, splits, 1, out, progress)
+    result: dict[str, Any] = {}
+    for kind, split in selected_splits(manifest, ctx.kinds, ctx.splits):
+        if not kind.startswith("refAB"):
+            continue
+        if not ctx.store.plan_path(kind, split).exists():
+            msg = f"{kind}/{split} has not been built in {ctx.store.root}: run `dqgen build` first"
+            raise FileNotFoundError(msg)
+        ctx.progress.message(f"judging {kind}/{split}")
+        with _cv2_single_thread():  # as in synthesis: scores never depend on thread count
+            result[f"{kind}/{split}"] = judge_split(manifest, ctx.store, kind, split)
+    result["lock"] = write_lock(manifest, ctx.store)
+    return result

@@ -1,0 +1,336 @@
+"""Build manifests: YAML files validated by pydantic, with errors that name the field.
+
+A manifest says where references come from, how many samples of each kind and split to
+build, the seed, the resize rule, the judge, the responder and the output folder. Relative
+paths are resolved against the manifest file's folder, except `output`, which is resolved
+against the current working directory (so `dqgen build data_manifest/demo.yaml` writes
+`./out/demo`, as a user expects from a build command). `@skimage` as a reference root is
+the folder of photos that ship inside scikit-image's wheel (the offline demo).
+
+Reference paths listed in a manifest (`files`, `splits`, the entries of a split file) are
+relative to `references.root` and may not leave it: absolute paths and `..` are refused
+here; symlinks that point out of the root are refused by ingest.
+
+Each stage owns its sub-model here (ReferencesConfig: ingest; counts/clean_probability:
+plan; JudgeConfig: judge; ResponderConfig: respond; TasksConfig: assemble/export).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.records import KINDS
+
+__all__ = [
+    "JudgeConfig",
+    "LabelSourceConfig",
+    "Manifest",
+    "ManifestError",
+    "ReferencesConfig",
+    "ResizeConfig",
+    "ResponderConfig",
+    "TasksConfig",
+    "check_relative_path",
+    "load_manifest",
+]
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read or does not validate; the message names file and field."""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_relative_path(path: str, *, field: str) -> str:
+    """Refuse a listed reference path that could leave the source root (absolute, `..`)."""
+    if not isinstance(path, str) or not path.strip():
+        msg = f"{field}: empty path"
+        raise ValueError(msg)
+    posix, win = PurePosixPath(path), PureWindowsPath(path)
+    if posix.is_absolute() or win.is_absolute() or win.drive:
+        msg = f"{field}: {path!r} is absolute; list paths relative to references.root"
+        raise ValueError(msg)
+    if ".." in posix.parts or ".." in win.parts:
+        msg = f"{field}: {path!r} leaves references.root ('..' is not allowed)"
+        raise ValueError(msg)
+    return path
+
+
+class ReferencesConfig(_Config):
+    """Where reference photos come from (read by the ingest stage).
+
+    Exactly one way to list files: `glob` over `root` (default; matched recursively with
+    `**`, hidden files skipped), `files` (list of paths relative to `root`), `split_file`
+    (a JSON or YAML file `{"train": [names], "test": [names]}` as the original build used;
+    relative to the manifest's folder) or `splits` (the same mapping written inline).
+    `exclude` drops names (a relative path or a bare file name). Without a split mapping,
+    each reference's split is decided by a stable hash of its id: `test` when the hash,
+    read as a fraction in [0, 1), is below `test_fraction` (adding files never moves an
+    existing reference to the other split). `max_pixels` is the decompression-bomb guard:
+    a file whose header declares more pixels is refused before decoding.
+    """
+
+    root: str = "@skimage"
+    glob: str = "*"
+    files: list[str] | None = None
+    split_file: str | None = None
+    splits: dict[str, list[str]] | None = None
+    exclude: list[str] = []
+    test_fraction: float = Field(0.2, ge=0.0, le=1.0)
+    max_pixels: int = Field(89_478_485, gt=0)  # Pillow's decompression-bomb default
+
+    @field_validator("files")
+    @classmethod
+    def _files_inside_root(cls, v: list[str] | None) -> list[str] | None:
+        for i, path in enumerate(v or []):
+            check_relative_path(path, field=f"files[{i}]")
+        return v
+
+    @field_validator("splits")
+    @classmethod
+    def _split_paths_inside_root(
+        cls, v: dict[str, list[str]] | None
+    ) -> dict[str, list[str]] | None:
+        for split, paths in (v or {}).items():
+            for i, path in enumerate(paths):
+                check_relative_path(path, field=f"splits.{split}[{i}]")
+        return v
+
+    @model_validator(mode="after")
+    def _one_listing(self) -> ReferencesConfig:
+        given = [k for k in ("files", "split_file", "splits") if getattr(self, k) is not None]
+        if len(given) > 1:
+            msg = f"give only one of files, split_file, splits; got {', '.join(given)}"
+            raise ValueError(msg)
+        return self
+
+
+class ResizeConfig(_Config):
+    short_side: int = Field(224, ge=32)  # scaled down (bicubic) when the short side is larger
+    filter: Literal["bicubic"] = "bicubic"
+
+
+class JudgeConfig(_Config):
+    """Which of A and B is better (refAB kinds).
+
+    `fr_score`: the built-in full-reference score (see pipeline/judge.py); `predictions`: a
+    JSON or JSON Lines file of verdicts keyed by sample id (`predictions`, relative to the
+    manifest's folder).
+    """
+
+    kind: Literal["fr_score", "predictions"] = "fr_score"
+    predictions: str | None = None  # predictions file for kind=predictions
+
+    @model_validator(mode="after")
+    def _predictions_file(self) -> JudgeConfig:
+        if self.kind == "predictions" and not self.predictions:
+            msg = "kind 'predictions' needs a predictions file (judge.predictions)"
+            raise ValueError(msg)
+        return self
+
+
+class ResponderConfig(_Config):
+    """Who writes the detail answers, and how the respond stage calls it.
+
+    `kind`: template (offline, deterministic; the demo default), openai (any
+    OpenAI-compatible server: `base_url` or env OPENAI_BASE_URL, key only from env
+    OPENAI_API_KEY), replay (answers from `replay_file`). The other fields tune the respond
+    stage (retries, rate limits, validation re-asks, budget); see README "MLLM responses".
+    """
+
+    kind: Literal["template", "openai", "replay"] = "template"
+    model: str | None = None  # openai: default "gpt-4o"
+    base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (vLLM); else env
+    replay_file: str | None = None
+    extra: dict[str, Any] = {}
+    prompt_version: str = "v1"  # prompts/instructions/<kind>.<version>.yaml
+    default_query: dict[str, str] = {}  # e.g. {"api-version": "..."} for older Azure routes
+    image_detail: Literal["auto", "low", "high"] = "auto"
+    timeout_s: float = Field(60.0, gt=0)  # per HTTP request
+    max_attempts: int = Field(6, ge=1)  # per request, first try included
+    backoff_initial_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    retry_after_max_s: float = Field(120.0, ge=0)  # cap on a server's Retry-After
+    concurrency: int = Field(16, ge=1)  # requests in flight
+    requests_per_minute: float | None = Field(500.0, gt=0)  # None: no limit
+    tokens_per_minute: float | None = Field(None, gt=0)
+    image_tokens: int = Field(765, ge=0)  # conservative prompt-token estimate per image
+    max_reasks: int = Field(2, ge=0)  # new answers asked after a validation rejection
+    word_limit_tolerance: float = Field(0.2, ge=0)  # reject answers > limit * (1 + this)
+    max_cost_usd: float | None = Field(None, ge=0)  # budget of one run; None: no cap
+    price_input_per_1m: float | None = Field(None, ge=0)  # override prompts/prices.yaml
+    price_output_per_1m: float | None = Field(None, ge=0)
+
+
+class TasksConfig(_Config):
+    """How the assemble/export/report stages write task files (see README "Task files").
+
+    `severity_filter_noref`: drop slight (severity 1) brighten/darken/contrast/saturate/
+    quantization/oversharpen samples from the no-reference identification tasks (spec).
+    `sentence_probability` / `count_hint_probability`: train-split draws of the brief
+    answer form and of the "ONE"/"TWO" hint (test splits: short form and hint always).
+    `questions_version`: prompts/questions/<pool>.<version>.yaml. `responder_key`: which
+    responses/<key>/ folder feeds the detail tasks (default: the manifest's responder).
+    `pair_sources`: which pairs/<source>/ folders of human-judged pairs join the brief
+    comparison tasks (None: all present). `exports`: formats `dqgen build` writes at the end.
+    """
+
+    severity_filter_noref: bool = True
+    sentence_probability: float = Field(0.5, ge=0.0, le=1.0)
+    count_hint_probability: float = Field(0.5, ge=0.0, le=1.0)
+    questions_version: str = "v1"
+    responder_key: str | None = None
+    pair_sources: list[str] | None = None
+    exports: list[Literal["depictqa", "jsonl", "llava", "sharegpt", "parquet"]] = []
+    report: bool = True
+    contact_sheet_samples: int = Field(12, ge=0, le=64)
+    extra: dict[str, Any] = {}
+
+
+class LabelSourceConfig(_Config):
+    """A human-labelled dataset read by the labels stage (README "Human-labelled datasets").
+
+    `dataset`: adapter name (`dqgen labels list`). `root`: the dataset folder as downloaded
+    (relative to the manifest's folder). `margin`: minimum difference of normalised scores
+    for a pair (None: the adapter's default, 0.1; BAPPS 0 = drop ties only). `max_pairs`: a
+    total shared between splits, a per-split mapping, "all", "images" (as many pairs as
+    images) or None (the adapter's default: the published count where DQ-495K used the
+    dataset). `split`: official / reference / prompt / random / train / test (None: the
+    adapter's default). `repeats`: repeated splits of the prompt rule. `images`: "link"
+    (a symlink labels/<dataset>/src -> root) or "copy" (copy the images that pairs use).
+    `pairs`: build instant-rating pairs (off: only image records and splits).
+    """
+
+    dataset: str
+    root: str
+    margin: float | None = Field(None, ge=0.0, lt=1.0)
+    max_pairs: int | dict[str, int] | Literal["all", "images"] | None = None
+    split: Literal["official", "reference", "prompt", "random", "train", "test"] | None = None
+    test_fraction: float = Field(0.2, ge=0.0, le=1.0)
+    repeats: int = Field(10, ge=1, le=100)
+    images: Literal["link", "copy"] = "link"
+    pairs: bool = True
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from pipeline.labels.registry import ADAPTERS, UnknownDatasetError, get_adapter
+
+        if not ADAPTERS:
+            import pipeline.labels  # noqa: F401  (registers the adapters)
+        try:
+            return get_adapter(v).name
+        except UnknownDatasetError as err:
+            raise ValueError(str(err)) from None
+
+    @field_validator("max_pairs")
+    @classmethod
+    def _non_negative(cls, v: Any) -> Any:
+        values = v.values() if isinstance(v, dict) else [v] if isinstance(v, int) else []
+        if any(n < 0 for n in values):
+            msg = f"max_pairs must be >= 0, got {v}"
+            raise ValueError(msg)
+        return v
+
+
+class Manifest(_Config):
+    """A build manifest. See data_manifest/demo.yaml for a commented example."""
+
+    name: str
+    seed: int = 0
+    output: str = "out/{name}"
+    references: ReferencesConfig = ReferencesConfig()
+    resize: ResizeConfig = ResizeConfig()
+    clean_probability: float = Field(0.05, ge=0.0, le=1.0)
+    counts: dict[str, dict[str, int]] = {}
+    png_compress_level: int = Field(1, ge=0, le=9)
+    chunk_size: int = Field(64, ge=1)  # samples per synthesis chunk (unit of work and resume)
+    judge: JudgeConfig = JudgeConfig()
+    responder: ResponderConfig = ResponderConfig()
+    tasks: TasksConfig = TasksConfig()
+    sources: list[LabelSourceConfig] = []  # human-labelled datasets (labels stage)
+    base_dir: str = "."  # folder of the manifest file (set by load_manifest)
+
+    @field_validator("counts")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for kind, per_split in v.items():
+            if kind not in KINDS:
+                msg = f"unknown sample kind {kind!r}; known: {', '.join(KINDS)}"
+                raise ValueError(msg)
+            for split, n in per_split.items():
+                if n < 0:
+                    msg = f"{kind}.{split}: count must be >= 0, got {n}"
+                    raise ValueError(msg)
+        return v
+
+    def resolve(self, path: str) -> Path:
+        """A manifest path made absolute against the manifest's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+    def output_dir(self) -> Path:
+        """The dataset folder: `output` with `{name}` filled in; relative to the working dir."""
+        return Path(self.output.format(name=self.name)).expanduser().resolve()
+
+    def references_root(self) -> Path:
+        """The folder references are read from (`@skimage`: scikit-image's bundled photos)."""
+        if self.references.root == "@skimage":
+            import skimage.data  # lazy: only the demo needs it
+
+            return Path(skimage.data.__file__).resolve().parent
+        return self.resolve(self.references.root)
+
+    def kinds(self) -> list[str]:
+        return [k for k in KINDS if k in self.counts]
+
+    def splits(self) -> list[str]:
+        seen: list[str] = []
+        for per_split in self.counts.values():
+            seen += [s for s in per_split if s not in seen]
+        return seen
+
+
+def load_manifest(path: str | Path, **overrides: Any) -> Manifest:
+    """Read and validate a manifest file.
+
+    Raises:
+        ManifestError: missing file, bad YAML, or a field that does not validate; the
+            message names the file and the field path (e.g. `counts.refA_sd.train`).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: manifest not found"
+        raise ManifestError(msg) from None
+    except yaml.YAMLError as err:
+        msg = f"{path}: not valid YAML: {err}"
+        raise ManifestError(msg) from err
+    if not isinstance(data, dict):
+        msg = f"{path}: a manifest must be a YAML mapping, got {type(data).__name__}"
+        raise ManifestError(msg)
+    data.setdefault("name", path.stem)
+    data["base_dir"] = str(path.resolve().parent)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
+        )
+        msg = f"{path}: invalid manifest: {problems}"
+        raise ManifestError(msg) from None

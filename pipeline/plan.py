@@ -1,0 +1,154 @@
+"""Plan: decide every sample (reference, distortions, severities, seed) before any pixel work.
+
+Reads `references.jsonl`; writes `plans/<kind>/<split>.jsonl` (one `SamplePlan` per
+sample, in sample order) atomically.
+
+Rules (../shared/spec/distortions.md, "Sampling defaults" and "Multi-distortion pairs"):
+
+* The count N of a kind and split is spread over the split's references (sorted by id)
+  round-robin: sample i uses reference refs[i % R] with per-reference index i // R, so
+  raising a count only appends samples. Sample id: `<kind>-<split>-<ref_id>-<index:03d>`.
+* Seed of a sample: `derive_seed(manifest.seed, kind, split, ref_id, index)`; the plan
+  draws from `rng_for(seed, "plan")` (pixels later use the streams "A" and "B"), so a plan
+  never depends on worker order or on other samples.
+* Single-distortion images (sd kinds): clean (no distortion, severity 0) with probability
+  `clean_probability`, else `distortions.sample_single` (category uniform, name uniform in
+  it, severity uniform 1..5). A and B of refAB_sd are drawn independently.
+* Multi-distortion images (md kinds): `distortions.sample_pair` (first category uniform,
+  second uniform among those the pair table allows after it, severities 1..3). md samples
+  are never clean: a clean image has no "two distortions" to describe, and clean samples
+  are already supplied by the sd kinds.
+* Pairs (refAB_*): B is redrawn while it has the same category and the same severity as A
+  (md: the same categories and severities, in order). Two clean images count as the same
+  (category none, severity 0), so a pair is never clean/clean.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+import distortions
+from pipeline.manifest import Manifest
+from pipeline.records import KINDS, AppliedDistortion, ReferenceRecord, SamplePlan
+from pipeline.seeds import derive_seed, rng_for
+from pipeline.store import Store, atomic_write_jsonl, read_jsonl
+
+__all__ = [
+    "MAX_REDRAWS",
+    "PlanError",
+    "draw_image",
+    "load_plans",
+    "load_references",
+    "make_plans",
+    "plan_sample",
+    "plan_split",
+    "sample_id",
+]
+
+MAX_REDRAWS = 1000  # B redraws per pair; reaching it means a degenerate registry
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class PlanError(ValueError):
+    """A plan that cannot be made (no references in a split, unknown kind, ...)."""
+
+
+def sample_id(kind: str, split: str, ref_id: str, index: int) -> str:
+    """Stable, filesystem-safe sample id."""
+    return f"{kind}-{split}-{ref_id}-{index:03d}"
+
+
+def draw_image(rng: np.random.Generator, *, multi: bool, clean_probability: float
+               ) -> list[AppliedDistortion]:
+    """Distortions of one image in the order applied (empty list: clean)."""
+    if multi:
+        picks = list(distortions.sample_pair(rng))
+    else:
+        # Always consume the clean draw first so the stream layout is the same for every p.
+        if rng.random() < clean_probability:
+            return []
+        picks = [distortions.sample_single(rng)]
+    return [AppliedDistortion(name=n, category=distortions.category_of(n), severity=s)
+            for n, s in picks]
+
+
+def _signature(image: list[AppliedDistortion]) -> tuple[tuple[str, int], ...]:
+    return tuple((d.category, d.severity) for d in image)
+
+
+def plan_sample(manifest_seed: int, kind: str, split: str, ref_id: str, index: int,
+                clean_probability: float) -> SamplePlan:
+    """The plan of one sample, a pure function of its coordinates."""
+    if kind not in KINDS:
+        msg = f"kind must be one of {', '.join(KINDS)}, got {kind!r}"
+        raise PlanError(msg)
+    seed = derive_seed(manifest_seed, kind, split, ref_id, index)
+    rng = rng_for(seed, "plan")
+    multi = kind.endswith("_md")
+    a = draw_image(rng, multi=multi, clean_probability=clean_probability)
+    b = None
+    if kind.startswith("refAB"):
+        for _ in range(MAX_REDRAWS):
+            b = draw_image(rng, multi=multi, clean_probability=clean_probability)
+            if _signature(b) != _signature(a):
+                break
+        else:
+            sid = sample_id(kind, split, ref_id, index)
+            msg = f"{sid}: no B unlike A after {MAX_REDRAWS} draws"
+            raise PlanError(msg)
+    return SamplePlan(sample_id=sample_id(kind, split, ref_id, index), kind=kind, split=split,
+                      ref_id=ref_id, index=index, seed=seed, A=a, B=b)
+
+
+def make_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str],
+               count: int | None = None) -> list[SamplePlan]:
+    """Plans of a kind and split over the given reference ids (no I/O).
+
+    Args:
+        manifest: seed, clean probability and counts.
+        kind, split: which plan.
+        ref_ids: ids of the split's references (sorted here).
+        count: number of samples; default the manifest's count for kind/split.
+
+    Raises:
+        PlanError: samples requested but no reference in the split.
+    """
+    n = manifest.counts.get(kind, {}).get(split, 0) if count is None else count
+    if not split or _UNSAFE.search(split):
+        msg = f"split name {split!r} must use only letters, digits, '.', '_' and '-'"
+        raise PlanError(msg)
+    refs = sorted(ref_ids)
+    if n and not refs:
+        msg = f"counts.{kind}.{split}: {n} samples requested but split {split!r} has no references"
+        raise PlanError(msg)
+    return [plan_sample(manifest.seed, kind, split, refs[i % len(refs)], i // len(refs),
+                        manifest.clean_probability) for i in range(n)]
+
+
+def load_references(store: Store) -> list[ReferenceRecord]:
+    """The ingested references (references.jsonl), sorted by id."""
+    return sorted(read_jsonl(store.references_index, ReferenceRecord), key=lambda r: r.ref_id)
+
+
+def plan_split(manifest: Manifest, store: Store | str, kind: str, split: str
+               ) -> list[SamplePlan]:
+    """Make and write `plans/<kind>/<split>.jsonl` (atomic; same bytes on every run).
+
+    Reads references.jsonl (run ingest first). Returns the plans.
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    if not store.references_index.exists():
+        msg = f"{store.references_index} not found: run the ingest stage first"
+        raise PlanError(msg)
+    refs = [r.ref_id for r in load_references(store) if r.split == split]
+    plans = make_plans(manifest, kind, split, refs)
+    atomic_write_jsonl(store.plan_path(kind, split), plans)
+    return plans
+
+
+def load_plans(store: Store, kind: str, split: str) -> list[SamplePlan]:
+    """The written plans of a kind and split (empty when none)."""
+    return list(read_jsonl(store.plan_path(kind, split), SamplePlan))

@@ -1,0 +1,165 @@
+"""The dataset folder: its layout, atomic writes, and JSON Lines logs.
+
+Layout (all paths relative to the dataset root)::
+
+    manifest.lock.json                 resolved manifest, package versions, sha256 of outputs
+    references.jsonl                   ReferenceRecord per ingested reference
+    references/<ref_id>.png            resized references
+    plans/<kind>/<split>.jsonl         SamplePlan per sample (written before any pixel work)
+    images/<kind>/<split>/<sample_id>_{A,B}.png
+    samples/<kind>/<split>.jsonl       SampleRecord per sample (plan order)
+    responses/<responder>/<kind>/<split>.jsonl   accepted answers (ResponseRecord)
+    cache/responses/<hh>/<hash>.json   request-hash cache of paid calls
+    tasks/<task>/<split>.json          DepictQA task files
+    exports/<format>/...               other export formats
+    failures/<stage>.jsonl             FailureRecord per failed item
+    report/                            dataset card and figures
+
+Writes of whole files are atomic (temp file in the same folder + os.replace); logs are
+append-only JSON Lines flushed line by line, and readers skip a torn last line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from pipeline.records import FailureRecord
+
+__all__ = ["Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_jsonl", "read_jsonl"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (never a half-written file at `path`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _dump(obj: Any) -> str:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump_json()
+    return json.dumps(obj, ensure_ascii=False, sort_keys=False)
+
+
+def atomic_write_json(path: Path, obj: Any, *, indent: int | None = 2) -> None:
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    text = json.dumps(obj, ensure_ascii=False, indent=indent)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> int:
+    """Write all rows as one JSON Lines file atomically; return the row count."""
+    lines = [_dump(r) for r in rows]
+    atomic_write_bytes(path, ("".join(line + "\n" for line in lines)).encode())
+    return len(lines)
+
+
+def append_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    """Append rows to a JSON Lines log (one flushed write per call)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(_dump(r) + "\n" for r in rows)
+    if not data:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path, model: type[M] | None = None) -> Iterator[Any]:
+    """Rows of a JSON Lines file (missing file: nothing). A torn last line is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # torn final write of a killed run
+                continue
+            raise
+        yield model.model_validate(obj) if model is not None else obj
+
+
+class Store:
+    """Paths and I/O of one dataset folder."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # layout -------------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "manifest.lock.json"
+
+    @property
+    def references_index(self) -> Path:
+        return self.root / "references.jsonl"
+
+    def reference_image(self, ref_id: str) -> Path:
+        return self.root / "references" / f"{ref_id}.png"
+
+    def plan_path(self, kind: str, split: str) -> Path:
+        return self.root / "plans" / kind / f"{split}.jsonl"
+
+    def image_dir(self, kind: str, split: str) -> Path:
+        return self.root / "images" / kind / split
+
+    def samples_path(self, kind: str, split: str) -> Path:
+        return self.root / "samples" / kind / f"{split}.jsonl"
+
+    def responses_path(self, responder: str, kind: str, split: str) -> Path:
+        return self.root / "responses" / responder / kind / f"{split}.jsonl"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache" / "responses"
+
+    def task_path(self, task: str, split: str) -> Path:
+        return self.root / "tasks" / task / f"{split}.json"
+
+    def failures_path(self, stage: str) -> Path:
+        return self.root / "failures" / f"{stage}.jsonl"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    def rel(self, path: Path) -> str:
+        """POSIX path relative to the dataset root (what records store)."""
+        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+
+    def abs(self, rel_path: str) -> Path:
+        return self.root / rel_path
+
+    # failures -----------------------------------------------------------------------
+    def record_failure(self, failure: FailureRecord) -> None:
+        if failure.time is None:
+            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            failure = failure.model_copy(update={"time": now})
+        append_jsonl(self.failures_path(failure.stage), [failure])
+
+    def failures(self, stage: str) -> list[FailureRecord]:
+        return list(read_jsonl(self.failures_path(stage), FailureRecord))

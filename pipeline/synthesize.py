@@ -1,0 +1,356 @@
+"""Synthesis: render the planned images, judge pairs, and write sample records.
+
+Reads `plans/<kind>/<split>.jsonl`, `references.jsonl` and `references/<ref_id>.png`;
+writes `images/<kind>/<split>/<sample_id>_{A,B}.png`, chunk result files
+`samples/<kind>/<split>.chunks/<chunk:05d>.json`, and, when every chunk of a split is done,
+`samples/<kind>/<split>.jsonl` (one `SampleRecord` per sample, plan order) plus the
+deterministic failure logs `failures/synthesize.jsonl` and `failures/judge.jsonl`.
+
+Work unit: a chunk of consecutive plans (`manifest.chunk_size`). `synthesize_chunk` renders
+each sample (A with `rng_for(seed, "A")`, B with `rng_for(seed, "B")`; a multi-distortion
+image applies its two distortions in order on one stream), writes its images atomically,
+judges refAB samples while the pixels are in memory, and finally writes the chunk file
+atomically: the chunk file is the completion marker. A re-run skips a chunk whose file
+exists with the same key (a hash of the plans, the references' sha256 and the encoder
+settings); an unfinished chunk is redone whole (rendering is deterministic, so rewritten
+images have the same bytes). A chunk done with another judge is re-judged from the images
+on disk, not re-rendered. A sample whose rendering raises becomes a failure record (stage
+"synthesize") and the chunk goes on; a judge that cannot decide (e.g. a sample id missing
+from a predictions file) gives a failure record (stage "judge") and the sample keeps
+`judge = None`.
+
+Clean images (no distortion) reuse the resized reference file (`references/<ref_id>.png`)
+instead of a copy, so every image of a sample has the reference's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import distortions
+from pipeline.ingest import chunk_items, decode_png, encode_png
+from pipeline.judge import Judge, make_judge
+from pipeline.manifest import Manifest
+from pipeline.plan import load_plans
+from pipeline.records import (
+    KINDS,
+    AppliedDistortion,
+    FailureRecord,
+    ImageInfo,
+    JudgeVerdict,
+    ReferenceRecord,
+    SamplePlan,
+    SampleRecord,
+)
+from pipeline.seeds import rng_for, stable_hash
+from pipeline.store import (
+    Store,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_jsonl,
+    read_jsonl,
+)
+
+__all__ = [
+    "SYNTH_VERSION",
+    "chunk_path",
+    "chunk_plans",
+    "chunks_dir",
+    "judge_split",
+    "merge_samples",
+    "rebuild_failure_logs",
+    "render_image",
+    "synthesize_chunk",
+]
+
+log = logging.getLogger(__name__)
+
+SYNTH_VERSION = "1"  # bump when rendering or record layout changes (invalidates chunks)
+
+
+# --------------------------------------------------------------------------- layout
+def chunks_dir(store: Store, kind: str, split: str) -> Path:
+    """Folder of the chunk result files of a kind and split."""
+    return store.root / "samples" / kind / f"{split}.chunks"
+
+
+def chunk_path(store: Store, kind: str, split: str, chunk_index: int) -> Path:
+    return chunks_dir(store, kind, split) / f"{chunk_index:05d}.json"
+
+
+def chunk_plans(plans: Sequence[SamplePlan], chunk_size: int) -> list[tuple[int, list[SamplePlan]]]:
+    """Consecutive chunks of plans: [(chunk_index, plans), ...]."""
+    return chunk_items(plans, chunk_size)
+
+
+def _as_store(store: Store | str | Path) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+@lru_cache(maxsize=4)
+def _reference_table(index_path: str, mtime_ns: int, size: int) -> dict[str, ReferenceRecord]:
+    # Cached per process: at full scale references.jsonl has ~140k rows, read once per worker.
+    return {r.ref_id: r for r in read_jsonl(Path(index_path), ReferenceRecord)}
+
+
+def _references(store: Store) -> dict[str, ReferenceRecord]:
+    path = store.references_index
+    if not path.exists():
+        msg = f"{path} not found: run the ingest stage first"
+        raise FileNotFoundError(msg)
+    st = path.stat()
+    return _reference_table(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _chunk_key(manifest: Manifest, plans: Sequence[SamplePlan],
+               refs: dict[str, ReferenceRecord]) -> str:
+    parts: list[str] = [SYNTH_VERSION, str(manifest.png_compress_level)]
+    for p in plans:
+        ref = refs.get(p.ref_id)
+        parts.append(p.model_dump_json())
+        parts.append(ref.sha256 if ref is not None else "missing")
+    return stable_hash(*parts)
+
+
+def _read_chunk(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+# --------------------------------------------------------------------------- rendering
+def render_image(ref: np.ndarray, plan_image: Sequence[AppliedDistortion],
+                 rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Apply the planned distortions in order; returns (image, notes prefixed by name)."""
+    image, notes = ref, []
+    for d in plan_image:
+        image, new = distortions.apply_with_notes(image, d.name, d.severity, rng)
+        # Say which distortion degraded (some notes already start with the name).
+        notes += [n if n.startswith(f"{d.name}:") else f"{d.name}: {n}" for n in new]
+    return image, notes
+
+
+def _load_ref(store: Store, ref: ReferenceRecord, cache: dict[str, np.ndarray]) -> np.ndarray:
+    if ref.ref_id not in cache:
+        arr = decode_png(store.abs(ref.path).read_bytes())
+        arr.setflags(write=False)  # shared by the samples of this chunk: never modified
+        cache[ref.ref_id] = arr
+    return cache[ref.ref_id]
+
+
+def _judge(judge: Judge, sample_id: str, ref: np.ndarray, a: np.ndarray, b: np.ndarray
+           ) -> tuple[JudgeVerdict | None, FailureRecord | None]:
+    try:
+        return judge.verdict(sample_id, ref, a, b), None
+    except Exception as err:  # noqa: BLE001 - any judge failure is recorded, the sample stays
+        return None, FailureRecord(stage="judge", item_id=sample_id,
+                                   error_type=type(err).__name__, message=str(err))
+
+
+def _render_sample(manifest: Manifest, store: Store, plan: SamplePlan, ref: ReferenceRecord,
+                   ref_px: np.ndarray, judge: Judge | None
+                   ) -> tuple[SampleRecord, FailureRecord | None]:
+    images: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for side, planned in (("A", plan.A), ("B", plan.B)):
+        if planned is None:
+            continue
+        if planned:
+            images[side] = render_image(ref_px, planned, rng_for(plan.seed, side))
+        else:
+            images[side] = (ref_px, [])
+    # Encode everything first, write afterwards: a failing sample leaves no image behind.
+    planned_of = {"A": plan.A, "B": plan.B}
+    encoded = {side: encode_png(px, manifest.png_compress_level)
+               for side, (px, _) in images.items() if planned_of[side]}
+    infos: dict[str, ImageInfo] = {}
+    for side, (_, notes) in images.items():
+        planned = planned_of[side]
+        if side in encoded:
+            out = store.image_dir(plan.kind, plan.split) / f"{plan.sample_id}_{side}.png"
+            atomic_write_bytes(out, encoded[side])
+            infos[side] = ImageInfo(path=store.rel(out),
+                                    sha256=hashlib.sha256(encoded[side]).hexdigest(),
+                                    distortions=list(planned or []), notes=notes)
+        else:
+            infos[side] = ImageInfo(path=ref.path, sha256=ref.sha256, distortions=[])
+    verdict, failure = None, None
+    if judge is not None and "B" in images:
+        verdict, failure = _judge(judge, plan.sample_id, ref_px, images["A"][0], images["B"][0])
+    record = SampleRecord(
+        sample_id=plan.sample_id, kind=plan.kind, split=plan.split, ref_id=plan.ref_id,
+        seed=plan.seed, width=int(ref_px.shape[1]), height=int(ref_px.shape[0]),
+        image_ref=ref.path, image_A=infos["A"], image_B=infos.get("B"), judge=verdict,
+    )
+    return record, failure
+
+
+def _rejudge(store: Store, judge: Judge, data: dict[str, Any]) -> dict[str, Any]:
+    """Chunk data with every pair re-judged from the images on disk."""
+    samples, judge_failures = [], []
+    for row in data["samples"]:
+        rec = SampleRecord.model_validate(row)
+        if rec.image_B is not None:
+            px = [decode_png(store.abs(p).read_bytes())
+                  for p in (rec.image_ref, rec.image_A.path, rec.image_B.path)]
+            verdict, failure = _judge(judge, rec.sample_id, *px)
+            rec = rec.model_copy(update={"judge": verdict})
+            if failure is not None:
+                judge_failures.append(failure.model_dump(mode="json"))
+        samples.append(rec.model_dump(mode="json"))
+    kept = [f for f in data["failures"] if f["stage"] != "judge"]
+    return {**data, "judge": judge.name, "samples": samples, "failures": kept + judge_failures}
+
+
+# --------------------------------------------------------------------------- stage
+def synthesize_chunk(
+    manifest: Manifest, store: Store | str | Path, kind: str, split: str, chunk_index: int,
+    plans: Sequence[SamplePlan], *, force_judge: bool = False,
+) -> dict[str, int]:
+    """Render, judge and record one chunk of plans; idempotent, safe in any process or thread.
+
+    Args:
+        manifest: encoder settings and judge.
+        store: the dataset folder.
+        kind, split: which split the plans belong to.
+        chunk_index: position of the chunk (its file name).
+        plans: the chunk's plans, in plan order (from `chunk_plans`).
+        force_judge: re-judge a finished chunk even when its judge name is current.
+
+    Returns:
+        {"done": n, "skipped": n, "failed": n, "judged": n}: samples rendered now, samples
+        of a chunk already done, failures (synthesis and judge) in the chunk, and pairs
+        re-judged without re-rendering.
+    """
+    store = _as_store(store)
+    if kind not in KINDS:
+        msg = f"kind must be one of {', '.join(KINDS)}, got {kind!r}"
+        raise ValueError(msg)
+    refs = _references(store)
+    key = _chunk_key(manifest, plans, refs)
+    path = chunk_path(store, kind, split, chunk_index)
+    judge = make_judge(manifest) if kind.startswith("refAB") else None
+    old = _read_chunk(path) if path.exists() else None
+    if old is not None and old.get("key") == key:
+        summary = {"done": 0, "skipped": len(old["samples"]), "failed": len(old["failures"]),
+                   "judged": 0}
+        if judge is not None and (force_judge or old.get("judge") != judge.name):
+            new = _rejudge(store, judge, old)
+            atomic_write_json(path, new, indent=None)
+            summary.update(failed=len(new["failures"]),
+                           judged=sum(1 for s in new["samples"] if s.get("image_B")))
+        return summary
+    samples: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    cache: dict[str, np.ndarray] = {}
+    for plan in plans:
+        try:
+            ref = refs.get(plan.ref_id)
+            if ref is None:
+                msg = f"reference {plan.ref_id!r} is not in references.jsonl"
+                raise LookupError(msg)
+            record, judge_failure = _render_sample(manifest, store, plan, ref,
+                                                   _load_ref(store, ref, cache), judge)
+        except Exception as err:  # noqa: BLE001 - one bad sample never stops the build
+            log.warning("synthesize %s failed: %s: %s", plan.sample_id, type(err).__name__, err)
+            failures.append(FailureRecord(stage="synthesize", item_id=plan.sample_id,
+                                          error_type=type(err).__name__,
+                                          message=f"{plan.sample_id}: {err}",
+                                          ).model_dump(mode="json"))
+            continue
+        samples.append(record.model_dump(mode="json"))
+        if judge_failure is not None:
+            failures.append(judge_failure.model_dump(mode="json"))
+    data = {"chunk": chunk_index, "key": key, "judge": judge.name if judge else None,
+            "sample_ids": [p.sample_id for p in plans], "samples": samples,
+            "failures": failures}
+    atomic_write_json(path, data, indent=None)
+    return {"done": len(samples), "skipped": 0, "failed": len(failures), "judged": 0}
+
+
+def merge_samples(store: Store | str | Path, kind: str, split: str, *,
+                  failure_logs: bool = True) -> dict[str, int]:
+    """Write `samples/<kind>/<split>.jsonl` from the chunk files, in plan order.
+
+    With `failure_logs` (default), also rewrites `failures/synthesize.jsonl` and
+    `failures/judge.jsonl` from every chunk file of the dataset (`rebuild_failure_logs`),
+    so they hold no duplicates and the same bytes on every run; a caller merging many
+    splits can pass False and call `rebuild_failure_logs` once at the end. Chunk files
+    past the end of the plan (a lowered count) are deleted.
+
+    Returns:
+        {"samples": n, "failed": n} for this kind and split.
+
+    Raises:
+        RuntimeError: a chunk is missing or does not match the plan (synthesis unfinished).
+    """
+    store = _as_store(store)
+    if not store.plan_path(kind, split).exists():
+        msg = f"{store.plan_path(kind, split)} not found: run the plan stage first"
+        raise RuntimeError(msg)
+    plan_ids = [p.sample_id for p in load_plans(store, kind, split)]
+    records: list[SampleRecord] = []
+    failed = 0
+    covered, index = 0, 0
+    while covered < len(plan_ids):
+        data = _read_chunk(chunk_path(store, kind, split, index))
+        ids = data.get("sample_ids") if data else None
+        if not ids or ids != plan_ids[covered:covered + len(ids)]:
+            msg = (f"{kind}/{split}: chunk {index} is missing or stale; run synthesis "
+                   "for this split before merging")
+            raise RuntimeError(msg)
+        records += [SampleRecord.model_validate(s) for s in data["samples"]]
+        failed += len(data["failures"])
+        covered += len(ids)
+        index += 1
+    for extra in sorted(chunks_dir(store, kind, split).glob("*.json")):
+        if not extra.stem.isdigit() or int(extra.stem) >= index:
+            extra.unlink()
+    atomic_write_jsonl(store.samples_path(kind, split), records)
+    if failure_logs:
+        rebuild_failure_logs(store)
+    return {"samples": len(records), "failed": failed}
+
+
+def rebuild_failure_logs(store: Store | str | Path) -> dict[str, int]:
+    """Rewrite failures/synthesize.jsonl and failures/judge.jsonl from all chunk files."""
+    store = _as_store(store)
+    by_stage: dict[str, list[FailureRecord]] = {"synthesize": [], "judge": []}
+    for path in sorted((store.root / "samples").glob("*/*.chunks/*.json")):
+        data = _read_chunk(path) or {}
+        for f in data.get("failures", []):
+            rec = FailureRecord.model_validate(f)
+            by_stage.setdefault(rec.stage, []).append(rec)
+    for stage, rows in by_stage.items():
+        if rows or store.failures_path(stage).exists():
+            atomic_write_jsonl(store.failures_path(stage), rows)
+    return {stage: len(rows) for stage, rows in by_stage.items()}
+
+
+def judge_split(manifest: Manifest, store: Store | str | Path, kind: str, split: str
+                ) -> dict[str, int]:
+    """Re-judge every pair of a synthesised refAB split with the manifest's judge, then merge.
+
+    Images are read from disk (PNG is lossless: the same pixels the first judge saw).
+
+    Returns:
+        {"judged": n, "failed": n}.
+    """
+    store = _as_store(store)
+    if not kind.startswith("refAB"):
+        return {"judged": 0, "failed": 0}
+    plans = load_plans(store, kind, split)
+    judged = 0
+    for index, chunk in chunk_plans(plans, manifest.chunk_size):
+        judged += synthesize_chunk(manifest, store, kind, split, index, chunk,
+                                   force_judge=True)["judged"]
+    merged = merge_samples(store, kind, split)
+    return {"judged": judged, "failed": merged["failed"]}

@@ -1,0 +1,242 @@
+"""The bare build: determinism across workers, regenerate, kill-and-resume, lock, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipeline.build import STAGES, regenerate, run_build
+from pipeline.cli import app
+from pipeline.records import SampleRecord
+from pipeline.store import Store, read_jsonl
+from tests.pipeline.build_fixtures import load, photo_dir, tree_digest, write_manifest
+
+__all__ = ["photo_dir"]  # fixture re-exported for pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def manifest_path(photo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_manifest(tmp_path_factory.mktemp("manifest"), photo_dir)
+
+
+@pytest.fixture(scope="module")
+def built(manifest_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted one-worker build of the tiny manifest."""
+    out = tmp_path_factory.mktemp("built") / "ds"
+    run_build(load(manifest_path), workers=1, out=out)
+    return out
+
+
+def _flat(text: str) -> str:
+    """Console output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def _samples(root: Path) -> dict[str, list[SampleRecord]]:
+    return {p.relative_to(root / "samples").as_posix(): list(read_jsonl(p, SampleRecord))
+            for p in sorted((root / "samples").glob("*/*.jsonl"))}
+
+
+def test_build_writes_every_kind_with_consistent_records(built: Path, manifest_path: Path
+                                                         ) -> None:
+    m = load(manifest_path)
+    samples = _samples(built)
+    for kind, per_split in m.counts.items():
+        for split, n in per_split.items():
+            recs = samples[f"{kind}/{split}.jsonl"]
+            assert len(recs) == n  # no failures expected on real photos
+            assert len({r.sample_id for r in recs}) == n
+            for r in recs:
+                ref = Image.open(built / r.image_ref)
+                assert ref.size == (r.width, r.height)
+                for info in (r.image_A, r.image_B):
+                    if info is None:
+                        continue
+                    assert Image.open(built / info.path).size == (r.width, r.height)
+                    if not info.distortions:  # clean: the reference file itself
+                        assert info.path == r.image_ref
+                assert (r.image_B is not None) == kind.startswith("refAB")
+                assert (r.judge is not None) == kind.startswith("refAB")
+                if kind.endswith("_md"):
+                    assert len(r.image_A.distortions) == 2
+
+
+def test_two_workers_give_identical_bytes(built: Path, manifest_path: Path,
+                                          tmp_path: Path) -> None:
+    out = tmp_path / "ds2"
+    run_build(load(manifest_path), workers=2, out=out)
+    one, two = tree_digest(built), tree_digest(out)
+    assert one == two
+    lock = json.loads((built / "manifest.lock.json").read_text())
+    del one["manifest.lock.json"]
+    assert lock["outputs"] == one  # the lock hashes exactly the outputs
+
+
+def test_rerun_does_only_missing_work(built: Path, manifest_path: Path, tmp_path: Path
+                                      ) -> None:
+    out = tmp_path / "ds"
+    shutil.copytree(built, out)
+    before = tree_digest(out)
+    # The build-core stages only: later stages (respond, report) summarise their own run.
+    summary = run_build(load(manifest_path), workers=1, out=out,
+                        stages=["ingest", "plan", "synthesize", "lock"])
+    assert summary["ingest"]["done"] == 0
+    assert all(v["done"] == 0 and v["skipped"] > 0 for v in summary["synthesize"].values())
+    assert tree_digest(out) == before
+
+
+def test_regenerate_reproduces_a_split_byte_for_byte(built: Path, manifest_path: Path,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    shutil.copytree(built, out)
+    images = sorted((out / "images/refAB_sd/train").glob("*.png"))
+    images[0].write_bytes(b"damaged")
+    (out / "samples/refAB_sd/train.chunks/00000.json").unlink()
+    (out / "samples/refAB_sd/train.jsonl").write_text("")
+    summary = regenerate(load(manifest_path), "refAB_sd", "train", out=out)
+    assert summary["synthesize"]["refAB_sd/train"]["done"] == 5
+    assert tree_digest(out) == tree_digest(built)
+
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import pipeline.synthesize as syn
+    from pipeline.build import run_build
+    from pipeline.manifest import load_manifest
+
+    real, writes, kill_at = syn.atomic_write_bytes, [0], int(sys.argv[3])
+
+    def write_then_die(path, data):
+        writes[0] += 1
+        if writes[0] == kill_at:  # die in the middle of a write: a torn temp file remains
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(path).parent / f".{Path(path).name}.x.tmp").write_bytes(data[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(path, data)
+
+    syn.atomic_write_bytes = write_then_die
+    if __name__ == "__main__":
+        run_build(load_manifest(sys.argv[1]), out=sys.argv[2], workers=1)
+""")
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(built: Path, manifest_path: Path,
+                                                 tmp_path: Path) -> None:
+    script = tmp_path / "killed_build.py"
+    script.write_text(_KILL_SCRIPT)
+    out = tmp_path / "ds"
+    proc = subprocess.run([sys.executable, str(script), str(manifest_path), str(out), "17"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert list(out.rglob(".*.tmp")), "the kill should leave a torn temp file"
+    done_chunks = list(out.glob("samples/*/*.chunks/*.json"))
+    assert done_chunks, "some chunks finish before the kill"
+    assert not (out / "manifest.lock.json").exists()
+
+    run_build(load(manifest_path), workers=2, out=out)
+    assert tree_digest(out) == tree_digest(built)
+    assert not list(out.rglob("*.tmp"))  # the torn write was cleaned up
+    for name, recs in _samples(out).items():
+        ids = [r.sample_id for r in recs]
+        assert len(ids) == len(set(ids)), name
+
+
+def test_lock_is_deterministic_and_complete(built: Path) -> None:
+    lock = json.loads((built / "manifest.lock.json").read_text())
+    assert set(lock) == {"lock_version", "manifest", "references_root", "packages",
+                         "distortions", "outputs"}
+    assert {"numpy", "pillow", "opencv-python-headless", "python"} <= set(lock["packages"])
+    assert "references.jsonl" in lock["outputs"]
+    assert "samples/refA_sd/train.jsonl" in lock["outputs"]
+    assert lock["manifest"]["seed"] == 11
+
+
+def test_stages_list_ends_with_lock() -> None:
+    names = [n for n, _ in STAGES]
+    assert names[:3] == ["ingest", "plan", "synthesize"]
+    assert names[-1] == "lock"
+
+
+def test_run_build_rejects_unknown_kind_and_stage(manifest_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown kind 'refX'"):
+        run_build(load(manifest_path), kinds=["refX"], out=tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown stage 'paint'"):
+        run_build(load(manifest_path), stages=["paint"], out=tmp_path / "x")
+
+
+def test_cli_build_regenerate_and_errors(built: Path, manifest_path: Path, tmp_path: Path
+                                         ) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    res = runner.invoke(app, ["build", str(manifest_path), "--no-prefect", "--kinds",
+                              "refA_sd,refAB_sd", "--splits", "train", "--workers", "1",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "synthesize" in res.output and "refAB_sd/train" in res.output
+    assert (out / "samples/refAB_sd/train.jsonl").read_bytes() == \
+        (built / "samples/refAB_sd/train.jsonl").read_bytes()
+    assert not (out / "samples/refA_md").exists()
+
+    res = runner.invoke(app, ["regenerate", str(manifest_path), "--kind", "refA_sd",
+                              "--split", "train", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "samples/refA_sd/train.jsonl").read_bytes() == \
+        (built / "samples/refA_sd/train.jsonl").read_bytes()
+
+    res = runner.invoke(app, ["build", str(manifest_path), "--no-prefect", "--kinds", "refX",
+                              "--out", str(out)])
+    assert res.exit_code == 2
+    assert "unknown kind 'refX'" in _flat(res.output)
+    res = runner.invoke(app, ["build", str(tmp_path / "nope.yaml"), "--no-prefect"])
+    assert res.exit_code == 2 and "manifest not found" in _flat(res.output)
+
+
+def test_cli_judge_switches_to_predictions(built: Path, manifest_path: Path, tmp_path: Path
+                                           ) -> None:
+    out = tmp_path / "ds"
+    shutil.copytree(built, out)
+    pairs = {r.sample_id: r for r in read_jsonl(out / "samples/refAB_sd/train.jsonl",
+                                                SampleRecord)}
+    first = sorted(pairs)[0]
+    preds = {sid: (not r.judge.A_better_B) for sid, r in pairs.items() if sid != first}
+    (tmp_path / "verdicts.json").write_text(json.dumps(preds))
+    data = yaml.safe_load(manifest_path.read_text())
+    data["judge"] = {"kind": "predictions", "predictions": str(tmp_path / "verdicts.json")}
+    data["counts"] = {"refAB_sd": {"train": 5}}
+    mpath = tmp_path / "pred.yaml"
+    mpath.write_text(yaml.safe_dump(data))
+
+    res = CliRunner().invoke(app, ["judge", str(mpath), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    after = {r.sample_id: r for r in read_jsonl(out / "samples/refAB_sd/train.jsonl",
+                                                SampleRecord)}
+    assert after[first].judge is None  # missing from the file: a failure, sample kept
+    for sid, verdict in preds.items():
+        assert after[sid].judge.judge == "predictions:verdicts.json"
+        assert after[sid].judge.A_better_B is verdict
+        assert after[sid].image_A == pairs[sid].image_A  # judged, not re-rendered
+    failures = Store(out).failures("judge")
+    assert [f.item_id for f in failures] == [first]
+    assert "no prediction" in failures[0].message
+
+
+def test_pool_workers_exit_when_the_build_process_is_gone() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    watcher = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from pipeline.build import _watch_parent; _watch_parent({parent.pid}, 0.05)"],
+        cwd=REPO)
+    parent.wait()  # reaped: the pid is gone, as a killed build's is
+    assert watcher.wait(timeout=60) == 1
