@@ -1,0 +1,190 @@
+"""dqgen commands: respond (MLLM answers for the detail tasks) and retry-failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
+from rich.table import Table
+
+from pipeline.cli._app import app, console, fail
+
+__all__ = ["respond_cmd", "retry_failures_cmd", "summary_line", "summary_table"]
+
+
+def _names(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def summary_table(title: str, result: dict[str, Any]) -> Table:
+    """One row per kind/split of a respond summary (plus totals)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+    cols = ("kind/split", "all", "new", "skip", "fail", "left", "calls", "cache",
+            "tokens", "cost $")
+    for c in cols:
+        table.add_column(c, justify="left" if c == "kind/split" else "right", no_wrap=True)
+
+    def row(name: str, s: dict[str, Any]) -> None:
+        table.add_row(name, str(s.get("samples", 0)), str(s.get("accepted", 0)),
+                      str(s.get("already_done", 0) + s.get("skipped_open_failures", 0)),
+                      str(s.get("failed", 0)), str(s.get("remaining", 0)),
+                      str(s.get("calls", 0)), str(s.get("cached", 0)),
+                      str(s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)),
+                      f"{s.get('cost_usd', 0.0):.3f}")
+
+    for s in result["splits"]:
+        row(f"{s['kind']}/{s['split']}", s)
+    if len(result["splits"]) > 1:
+        row("total", result["totals"])
+    return table
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """Tokens, retries, rejections by reason and flags of a respond summary, in one line."""
+    totals = result["totals"]
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(totals.get("rejected", {}).items()))
+    flagged = ", ".join(f"{k} {v}" for k, v in sorted(totals.get("flagged", {}).items()))
+    return (f"tokens in {totals.get('prompt_tokens', 0)}, out "
+            f"{totals.get('completion_tokens', 0)}; retries {totals.get('retries', 0)}; "
+            f"rejected answers by reason: {rejected or 'none'}"
+            + (f"; kept but flagged: {flagged}" if flagged else ""))
+
+
+class _Bars:
+    """A rich bar per kind/split, fed by the stage's progress callback."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("[bold]{task.description:<22}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("samples"),
+                                 TimeElapsedColumn(), console=console)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, kind: str, split: str, done: int, total: int) -> None:
+        key = f"{kind}/{split}"
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(f"respond {key}", total=total)
+        self.progress.update(self.tasks[key], completed=done)
+
+
+def _notes(result: dict[str, Any], root: Path) -> None:
+    totals = result["totals"]
+    if result.get("budget_reached"):
+        console.print(f"[yellow]budget reached[/] (max_cost_usd): {totals.get('remaining', 0)} "
+                      f"sample(s) left; run the same command again (with a larger budget) to "
+                      f"continue", highlight=False)
+    open_failed = totals.get("failed", 0) + totals.get("skipped_open_failures", 0)
+    if open_failed:
+        console.print(f"[yellow]{open_failed} sample(s) with open failures[/]: see "
+                      f"{root / 'failures' / 'respond.jsonl'}; re-run them with "
+                      f"`dqgen retry-failures {root}`", highlight=False)
+
+
+@app.command("respond")
+def respond_cmd(
+    manifest: Path = typer.Argument(
+        ..., help="Build manifest (YAML), e.g. data_manifest/demo.yaml."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Dataset folder (default: the manifest's output)."),
+    kinds: Optional[list[str]] = typer.Option(
+        None, "--kinds",
+        help="Sample kinds to answer (repeat or comma-separate; default: all in the manifest)."),
+    splits: Optional[list[str]] = typer.Option(
+        None, "--splits", help="Splits to answer (repeat or comma-separate; default: all)."),
+    responder: Optional[str] = typer.Option(
+        None, "--responder",
+        help="template | openai | replay (default: the manifest's responder.kind)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Model for the openai responder (overrides responder.model)."),
+    base_url: Optional[str] = typer.Option(
+        None, "--base-url",
+        help="OpenAI-compatible server URL, e.g. http://localhost:8000/v1 (overrides "
+        "responder.base_url and OPENAI_BASE_URL)."),
+    max_cost: Optional[float] = typer.Option(
+        None, "--max-cost",
+        help="Budget of this run in USD: stops cleanly (resumable) before it is exceeded."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", help="Requests in flight (overrides responder.concurrency)."),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Also redo samples with open failure records."),
+) -> None:
+    """Ask the responder for the detail answers of every refA/refAB sample not answered yet.
+
+    Paid answers are cached by request hash (a re-run makes no call), validated (bad
+    answers are asked again a bounded number of times), and failures are logged in
+    failures/respond.jsonl. The API key is read only from the OPENAI_API_KEY variable.
+    """
+    from pipeline.manifest import ManifestError, load_manifest
+    from pipeline.respond import respond
+    from pipeline.store import Store
+
+    try:
+        m = load_manifest(manifest)
+    except ManifestError as err:
+        fail(str(err))
+    updates = {k: v for k, v in {"kind": responder, "model": model, "base_url": base_url,
+                                 "max_cost_usd": max_cost, "concurrency": concurrency}.items()
+               if v is not None}
+    if responder is not None and responder not in ("template", "openai", "replay"):
+        fail(f"--responder must be template, openai or replay, got {responder!r}")
+    try:
+        config = m.responder.model_validate({**m.responder.model_dump(), **updates})
+    except ValueError as err:
+        fail(f"invalid responder option: {err}")
+    store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
+    kind_list, split_list = _names(kinds), _names(splits)
+    from pipeline.records import KINDS
+
+    for k in kind_list or []:
+        if k not in KINDS:
+            fail(f"unknown sample kind {k!r}; known: {', '.join(KINDS)}")
+    targets = [(k, s) for k in (kind_list or m.kinds()) for s in (split_list or m.splits())]
+    if not any(store.samples_path(k, s).exists() for k, s in targets):
+        fail(f"no sample records under {store.root / 'samples'} for "
+             f"{', '.join(f'{k}/{s}' for k, s in targets) or 'the manifest'}: "
+             f"run `dqgen build {manifest}` first")
+    bars = _Bars()
+    try:
+        with bars.progress:
+            result = respond(m, store, kinds=kind_list, splits=split_list, config=config,
+                             retry_failed=retry_failed, progress=bars)
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    console.print(summary_table(f"dqgen respond {m.name} ({config.kind})", result))
+    console.print(summary_line(result), highlight=False)
+    _notes(result, store.root)
+
+
+@app.command("retry-failures")
+def retry_failures_cmd(
+    directory: Path = typer.Argument(..., help="Dataset folder with failures/respond.jsonl."),
+) -> None:
+    """Re-run exactly the samples listed in failures/respond.jsonl, with the responder
+    settings they were first run with (responses/<key>/responder.json).
+
+    Retried records move to failures/respond.retried.jsonl; samples that fail again are
+    listed anew in failures/respond.jsonl.
+    """
+    from pipeline.respond import retry_failures
+    from pipeline.store import Store
+
+    store = Store(directory)
+    if not store.failures_path("respond").exists() or not store.failures("respond"):
+        console.print(f"no open respond failures in {directory}", highlight=False)
+        return
+    bars = _Bars()
+    try:
+        with bars.progress:
+            result = retry_failures(directory, progress=bars)
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    console.print(summary_table(f"dqgen retry-failures {directory}", result))
+    console.print(summary_line(result), highlight=False)
+    console.print(f"retried {result['retried']} sample(s); {result['still_failing']} still "
+                  f"failing", highlight=False)
+    _notes(result, store.root)
