@@ -1,0 +1,168 @@
+"""dqgen commands of the task stage: `assemble`, `export`, `report`."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from pipeline.cli._app import app, console, fail
+
+__all__ = ["assemble", "export", "report"]
+
+_EXPORT_FORMATS = ("depictqa", "jsonl", "llava", "sharegpt", "parquet")
+
+
+def _list(values: list[str] | None) -> list[str] | None:
+    """Accept both `--kinds a --kinds b` and `--kinds a,b`."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _manifest(path: Path | None) -> Any:
+    from pipeline.manifest import ManifestError, load_manifest
+
+    try:
+        if path is None:
+            ref = importlib.resources.files("data_manifest") / "demo.yaml"
+            with importlib.resources.as_file(ref) as demo:
+                return load_manifest(demo)
+        return load_manifest(path)
+    except ManifestError as err:
+        fail(str(err))
+
+
+def _manifest_from_lock(root: Path) -> Any:
+    """The manifest recorded in DIR/manifest.lock.json, or None."""
+    from pydantic import ValidationError
+
+    from pipeline.manifest import Manifest
+
+    lock = root / "manifest.lock.json"
+    if not lock.is_file():
+        return None
+    try:
+        data = json.loads(lock.read_text(encoding="utf-8"))
+        return Manifest.model_validate(data.get("manifest", {}))
+    except (OSError, json.JSONDecodeError, ValidationError, AttributeError):
+        return None
+
+
+def _dataset_dir(path: Path) -> Path:
+    if not path.is_dir():
+        fail(f"{path}: not a dataset folder")
+    return path
+
+
+@app.command("assemble")
+def assemble(
+    manifest: Path = typer.Argument(None, help="Build manifest (YAML). Default: the embedded "
+                                    "demo, data_manifest/demo.yaml.", show_default=False),
+    out: Path = typer.Option(None, "--out", help="Dataset folder (default: the manifest's "
+                             "`output`)."),
+    kinds: list[str] = typer.Option(None, "--kinds", help="Sample kinds to read (repeat or "
+                                    "comma-separate). Default: all in the manifest."),
+    splits: list[str] = typer.Option(None, "--splits", help="Splits to write. Default: all."),
+    tasks: list[str] = typer.Option(None, "--tasks", help="Task names to write, e.g. "
+                                    "A_brief_sd. Default: all fourteen."),
+    export_formats: list[str] = typer.Option(None, "--export", help="Also export in these "
+                                             "formats (depictqa, jsonl, llava, sharegpt, "
+                                             "parquet)."),
+) -> None:
+    """Write the DepictQA task files tasks/<task>/<split>.json.
+
+    Brief identification: from the ground truth. Brief comparison:
+    judge verdicts and the human-labelled pairs in pairs/. Detail:
+    the manifest's responder; no-reference answers are rewritten, and
+    any that still mention a reference are dropped and counted.
+    """
+    from pipeline.assemble import assemble_tasks
+    from pipeline.export import export_tasks
+    from pipeline.store import Store
+
+    m = _manifest(manifest)
+    store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
+    if not (store.root / "samples").is_dir() and not (store.root / "pairs").is_dir():
+        fail(f"{store.root}: no samples/ or pairs/ here; run `dqgen build` first")
+    bad = [f for f in _list(export_formats) or [] if f not in _EXPORT_FORMATS]
+    if bad:
+        fail(f"unknown export format(s) {', '.join(bad)}; known: {', '.join(_EXPORT_FORMATS)}")
+    try:
+        summary = assemble_tasks(m, store, kinds=_list(kinds), splits=_list(splits),
+                                 tasks=_list(tasks))
+    except ValueError as err:
+        fail(str(err))
+    table = Table(title=f"task files in {store.root / 'tasks'}", title_justify="left")
+    splits_seen = sorted({s for v in summary["tasks"].values() for s in v},
+                         key=lambda s: (s != "train", s))
+    table.add_column("task")
+    for s in splits_seen:
+        table.add_column(s, justify="right")
+    for task, per_split in summary["tasks"].items():
+        table.add_row(task, *(str(per_split.get(s, "")) for s in splits_seen))
+    console.print(table)
+    for label in ("skipped", "dropped", "filtered"):
+        if summary[label]:
+            items = ", ".join(f"{k} {v}" for k, v in sorted(summary[label].items()))
+            console.print(f"{label}: {items}", highlight=False)
+    for fmt in _list(export_formats) or []:
+        result = export_tasks(store, fmt)
+        console.print(f"exported {result['records']} records as {fmt} to {result['dest']}",
+                      highlight=False)
+
+
+@app.command("export")
+def export(
+    dataset: Path = typer.Argument(..., help="Dataset folder (with tasks/ assembled)."),
+    formats: list[str] = typer.Option(["depictqa"], "--format", "-f", help="depictqa "
+                                      "(default; tasks/ itself), jsonl, llava, sharegpt "
+                                      "(LLaMA-Factory, with dataset_info.json), parquet. "
+                                      "Repeat or comma-separate for several."),
+    dest: Path = typer.Option(None, "--dest", help="Output folder (default: "
+                              "DATASET/exports/<format>; for depictqa: tasks/ itself)."),
+    tasks: list[str] = typer.Option(None, "--tasks", help="Only these task names."),
+) -> None:
+    """Export the task files in other training formats (image paths stay relative to DATASET)."""
+    from pipeline.export import export_tasks
+    from pipeline.store import Store
+
+    store = Store(_dataset_dir(dataset))
+    chosen = _list(formats) or ["depictqa"]
+    bad = [f for f in chosen if f not in _EXPORT_FORMATS]
+    if bad:
+        fail(f"unknown export format(s) {', '.join(bad)}; known: {', '.join(_EXPORT_FORMATS)}")
+    for fmt in chosen:
+        target = None
+        if dest is not None:
+            target = dest / fmt if len(chosen) > 1 else dest
+        try:
+            result = export_tasks(store, fmt, dest=target, tasks=_list(tasks))
+        except (ValueError, ImportError) as err:
+            fail(str(err))
+        console.print(f"{fmt}: {result['records']} records in {len(result['files'])} files "
+                      f"-> {result['dest']}", highlight=False)
+
+
+@app.command("report")
+def report(
+    dataset: Path = typer.Argument(..., help="Dataset folder."),
+    manifest: Path = typer.Option(None, "--manifest", help="Build manifest (default: the one "
+                                  "recorded in DATASET/manifest.lock.json, if any)."),
+) -> None:
+    """Write DATASET/report/: dataset card (README.md), stats.json, figures, contact sheet."""
+    from pipeline.report import write_report
+    from pipeline.store import Store
+
+    root = _dataset_dir(dataset)
+    m = _manifest(manifest) if manifest is not None else _manifest_from_lock(root)
+    try:
+        result = write_report(m, Store(root))
+    except ImportError as err:
+        fail(str(err))
+    console.print(f"dataset card: {result['card']}", highlight=False)
+    console.print(f"contact sheet: {result['contact_sheet']}", highlight=False)

@@ -1,0 +1,520 @@
+"""Dataset report: a Markdown dataset card with statistics, PNG figures and a contact sheet.
+
+Reads what the earlier stages wrote (samples/, responses/, tasks/, failures/, and the
+respond stage's run summaries when present) and writes::
+
+    report/README.md                 the dataset card
+    report/stats.json                the numbers behind it
+    report/figures/categories.png    distortion categories per sample kind
+    report/figures/severities.png    severity histogram per sample kind
+    report/figures/response_length.png   words per accepted response, per kind
+    report/contact_sheet.png         seeded random samples: images, labels, first answer line
+
+Only matplotlib's object-oriented API on the Agg canvas is used (no pyplot state), so the
+report renders headless and in threads. Everything is recomputed on each run (idempotent);
+the contact sheet's samples are drawn with a generator seeded from the manifest seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import textwrap
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from distortions.pairs import CATEGORY_PHRASES
+from pipeline.assemble import TASK_NAMES, TASKS, read_task_file, short_answer
+from pipeline.manifest import Manifest
+from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
+from pipeline.seeds import rng_for
+from pipeline.store import Store, atomic_write_bytes, atomic_write_json, read_jsonl
+
+__all__ = ["collect_stats", "render_card", "write_report"]
+
+log = logging.getLogger(__name__)
+
+_CATEGORIES = list(CATEGORY_PHRASES)
+
+
+def _splits_of(store: Store, sub: str) -> list[tuple[str, str, Path]]:
+    out = []
+    for kind in KINDS:
+        folder = store.root / sub / kind
+        if folder.is_dir():
+            out += [(kind, p.stem, p) for p in _split_sorted(folder.glob("*.jsonl"))]
+    return out
+
+
+def _split_sorted(paths: Any) -> list[Path]:
+    """Split files in reading order: train, test, then the rest by name."""
+    return sorted(paths, key=lambda p: (p.stem != "train", p.stem != "test", p.stem))
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _lock_info(store: Store) -> dict[str, Any]:
+    if not store.lock_path.is_file():
+        return {}
+    try:
+        lock = json.loads(store.lock_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    manifest = lock.get("manifest", lock) if isinstance(lock, dict) else {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _respond_summaries(store: Store) -> list[dict[str, Any]]:
+    # The respond stage writes run summaries (counts of rejections by reason, cost); read
+    # any JSON file named like one, wherever under responses/ or the root it was put.
+    found = []
+    candidates = [*store.root.glob("respond*summary*.json"),
+                  *store.report_dir.glob("respond*summary*.json"),
+                  *(store.root / "responses").glob("**/*summary*.json")]
+    for path in sorted(set(candidates)):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict):
+            found.append({"file": store.rel(path), **data})
+    return found
+
+
+def _run_totals(run: dict[str, Any]) -> dict[str, Any]:
+    """The totals of a respond summary (pipeline.respond.respond returns {"splits", "totals"})."""
+    totals = run.get("totals")
+    return totals if isinstance(totals, dict) else run
+
+
+def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, Any]:
+    """The numbers of the dataset card (also written to report/stats.json)."""
+    samples: dict[str, dict[str, int]] = defaultdict(dict)
+    categories: dict[str, Counter[str]] = defaultdict(Counter)
+    severities: dict[str, Counter[int]] = defaultdict(Counter)
+    clean: Counter[str] = Counter()
+    notes = 0
+    for kind, split, path in _splits_of(store, "samples"):
+        n = 0
+        for s in read_jsonl(path, SampleRecord):
+            n += 1
+            for img in (s.image_A, s.image_B):
+                if img is None:
+                    continue
+                notes += len(img.notes)
+                if not img.distortions:
+                    clean[kind] += 1
+                    severities[kind][0] += 1
+                for d in img.distortions:
+                    categories[kind][d.category] += 1
+                    severities[kind][d.severity] += 1
+        samples[kind][split] = n
+
+    responses: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    lengths: dict[str, list[int]] = defaultdict(list)
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    flags: Counter[str] = Counter()
+    resp_root = store.root / "responses"
+    responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
+                  if resp_root.is_dir() else [])
+    for key in responders:
+        for kind in KINDS:
+            for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
+                latest: dict[str, ResponseRecord] = {}
+                for r in read_jsonl(path, ResponseRecord):
+                    latest[r.sample_id] = r
+                responses[key][kind][path.stem] = len(latest)
+                for r in latest.values():
+                    lengths[kind].append(_words(r.text))
+                    usage["prompt_tokens"] += r.usage.prompt_tokens
+                    usage["completion_tokens"] += r.usage.completion_tokens
+                    usage["cost_usd"] += r.cost_usd
+                    flags.update(r.flags)
+    length_stats = {
+        kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
+               "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
+               "max": int(max(v))}
+        for kind, v in lengths.items() if v
+    }
+
+    failures: dict[str, Counter[str]] = {}
+    fail_root = store.root / "failures"
+    if fail_root.is_dir():
+        for path in sorted(fail_root.glob("*.jsonl")):
+            c: Counter[str] = Counter()
+            for row in read_jsonl(path):
+                try:
+                    c[FailureRecord.model_validate(row).error_type] += 1
+                except ValueError:
+                    c["unreadable_failure_record"] += 1
+            failures[path.stem] = c
+
+    respond_runs = _respond_summaries(store)
+    rejections: Counter[str] = Counter()
+    run_cost = 0.0
+    for run in respond_runs:
+        totals = _run_totals(run)
+        for key in ("rejected", "rejections"):
+            if isinstance(totals.get(key), dict):
+                rejections.update({str(k): int(v) for k, v in totals[key].items()})
+        if isinstance(totals.get("cost_usd"), (int, float)):
+            run_cost += float(totals["cost_usd"])
+
+    tasks_summary: dict[str, Any] = {}
+    summary_path = store.root / "tasks" / "summary.json"
+    if summary_path.is_file():
+        tasks_summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    task_counts: dict[str, dict[str, int]] = {}
+    answer_forms: Counter[str] = Counter()
+    for task in TASK_NAMES:
+        folder = store.root / "tasks" / task
+        if not folder.is_dir():
+            continue
+        for path in _split_sorted(folder.glob("*.json")):
+            recs = read_task_file(path)
+            task_counts.setdefault(task, {})[path.stem] = len(recs)
+            answer_forms.update(r.get("answer_form", "free") for r in recs)
+
+    pairs: dict[str, dict[str, int]] = {}
+    pair_root = store.root / "pairs"
+    if pair_root.is_dir():
+        for folder in sorted(p for p in pair_root.iterdir() if p.is_dir()):
+            pairs[folder.name] = {f.stem: sum(1 for _ in read_jsonl(f))
+                                  for f in _split_sorted(folder.glob("*.jsonl"))}
+
+    info = _lock_info(store)
+    name = manifest.name if manifest else info.get("name", store.root.name)
+    seed = manifest.seed if manifest else info.get("seed", 0)
+    return {
+        "name": name, "seed": seed,
+        "responder": (manifest.responder.kind if manifest else
+                      (info.get("responder") or {}).get("kind")),
+        "samples": {k: dict(v) for k, v in samples.items()},
+        "categories": {k: dict(v) for k, v in categories.items()},
+        "severities": {k: {str(s): n for s, n in sorted(v.items())} for k, v in severities.items()},
+        "clean_images": dict(clean), "degradation_notes": notes,
+        "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
+        "response_words": length_stats, "response_flags": dict(flags),
+        "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
+        "respond_runs": [r["file"] for r in respond_runs],
+        "respond_run_cost_usd": round(run_cost, 6),
+        "rejections": dict(rejections),
+        "failures": {k: dict(v) for k, v in failures.items()},
+        "tasks": task_counts, "answer_forms": dict(answer_forms), "pairs": pairs,
+        "task_skipped": tasks_summary.get("skipped", {}),
+        "task_dropped": tasks_summary.get("dropped", {}),
+        "task_filtered": tasks_summary.get("filtered", {}),
+        "_lengths": {k: v for k, v in lengths.items()},
+    }
+
+
+# --------------------------------------------------------------------------- figures
+def _figure(width: float, height: float):  # noqa: ANN202 - matplotlib types are optional
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _bar_groups(ax: Any, labels: list[str], series: dict[str, list[int]]) -> None:
+    x = np.arange(len(labels))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if series:
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax.text(0.5, 0.5, "no synthetic samples", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def _plot_categories(stats: dict[str, Any], path: Path) -> None:
+    fig = _figure(9, 4)
+    ax = fig.add_subplot()
+    series = {k: [stats["categories"].get(k, {}).get(c, 0) for c in _CATEGORIES]
+              for k in KINDS if k in stats["categories"]}
+    _bar_groups(ax, [CATEGORY_PHRASES[c] for c in _CATEGORIES], series)
+    ax.set_ylabel("distortions applied")
+    ax.set_title("Distortion categories per sample kind (images A and B)")
+    _save(fig, path)
+
+
+def _plot_severities(stats: dict[str, Any], path: Path) -> None:
+    fig = _figure(7, 3.6)
+    ax = fig.add_subplot()
+    levels = ["0", "1", "2", "3", "4", "5"]
+    series = {k: [stats["severities"].get(k, {}).get(s, 0) for s in levels]
+              for k in KINDS if k in stats["severities"]}
+    _bar_groups(ax, ["0 (clean)", "1", "2", "3", "4", "5"], series)
+    ax.set_ylabel("count")
+    ax.set_title("Severities per sample kind (md: each distortion counted)")
+    _save(fig, path)
+
+
+def _plot_lengths(stats: dict[str, Any], path: Path) -> None:
+    fig = _figure(7, 3.6)
+    ax = fig.add_subplot()
+    data = {k: v for k, v in stats["_lengths"].items() if v}
+    if data:
+        top = max(max(v) for v in data.values())
+        bins = np.linspace(0, max(10, top) + 1, 25)
+        for kind in KINDS:
+            if kind in data:
+                ax.hist(data[kind], bins=bins, alpha=0.55, label=f"{kind} (n={len(data[kind])})")
+        ax.legend(fontsize=8, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no responses", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("words per accepted response")
+    ax.set_ylabel("responses")
+    ax.set_title("Response length")
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def _label(distortions: list[Any]) -> str:
+    if not distortions:
+        return "clean"
+    return " + ".join(f"{d.name} s{d.severity}" for d in distortions)
+
+
+def _first_line(text: str, width: int = 46) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    sentence = line.split(". ")[0].rstrip(".") + "."
+    lines = textwrap.wrap(sentence, width)[:3]
+    if len(textwrap.wrap(sentence, width)) > 3:
+        lines[-1] = lines[-1][: width - 3] + "..."
+    return "\n".join(lines)
+
+
+def _strip(store: Store, s: SampleRecord, height: int = 96) -> np.ndarray:
+    # Always three slots wide (ref, A, B or blank) so every cell shows images at one scale.
+    paths = [s.image_ref, s.image_A.path] + ([s.image_B.path] if s.image_B else [])
+    tiles = []
+    for p in paths:
+        with Image.open(store.abs(p)) as im:
+            im = im.convert("RGB")
+            w = max(1, round(im.width * height / im.height))
+            tiles.append(np.asarray(im.resize((w, height), Image.Resampling.BILINEAR)))
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    blank = np.full_like(tiles[-1], 255)
+    while len(tiles) < 3:
+        tiles.append(blank)
+    parts = [tiles[0]]
+    for t in tiles[1:]:
+        parts += [gap, t]
+    return np.concatenate(parts, axis=1)
+
+
+def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
+                   responder_key: str | None) -> list[str]:
+    pool: list[SampleRecord] = []
+    for _, _, p in _splits_of(store, "samples"):
+        pool += list(read_jsonl(p, SampleRecord))
+    fig_cols = 3
+    if not pool or n == 0:
+        fig = _figure(6, 1.5)
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no samples", ha="center", va="center")
+        _save(fig, path)
+        return []
+    rng = rng_for(int(stats["seed"]), "report/contact_sheet")
+    pool.sort(key=lambda s: s.sample_id)
+    chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
+    answers: dict[str, str] = {}
+    if responder_key:
+        wanted = {s.sample_id for s in chosen}
+        for kind, split in sorted({(s.kind, s.split) for s in chosen}):  # one pass per file
+            for r in read_jsonl(store.responses_path(responder_key, kind, split), ResponseRecord):
+                if r.sample_id in wanted:
+                    answers[r.sample_id] = r.text
+    rows = -(-len(chosen) // fig_cols)
+    fig = _figure(4.2 * fig_cols, 2.4 * rows)
+    grid = fig.add_gridspec(rows, fig_cols)
+    for i, s in enumerate(chosen):
+        ax = fig.add_subplot(grid[i // fig_cols, i % fig_cols])
+        try:
+            ax.imshow(_strip(store, s))
+        except (OSError, ValueError) as err:
+            ax.text(0.5, 0.5, f"unreadable: {err}", ha="center", va="center", fontsize=7,
+                    transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        head = "ref | A | B" if s.image_B else "ref | A"
+        lines = [f"{s.kind} {s.split}  [{head}]"]
+        for name, img in (("A", s.image_A), ("B", s.image_B)):
+            if img is None:
+                continue
+            lines += textwrap.wrap(f"{name}: {_label(img.distortions)}", 64,
+                                   subsequent_indent="    ")
+            lines.append(f"    = {short_answer(img.distortions)}")
+        if s.judge is not None:
+            lines[0] += f"   judge: {'A' if s.judge.A_better_B else 'B'} better"
+        label = "\n".join(lines)
+        ax.set_title(label, fontsize=7, loc="left")
+        answer = answers.get(s.sample_id)
+        caption = _first_line(answer) if answer else f"brief: {short_answer(s.image_A.distortions)}"
+        ax.set_xlabel(caption, fontsize=7, loc="left")
+    _save(fig, path)
+    return [s.sample_id for s in chosen]
+
+
+# --------------------------------------------------------------------------- card
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _order(splits: set[str]) -> list[str]:
+    return sorted(splits, key=lambda s: (s != "train", s != "test", s))
+
+
+def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
+    """The dataset card (Markdown) for `stats` from `collect_stats`."""
+    out = [f"# Dataset card: {stats['name']}", "",
+           "Synthetic descriptive image-quality-assessment data in the DQ-495K / DepictQA "
+           "layout, built by dqgen. Task files: `tasks/<task>/<split>.json` (train: "
+           "`conversations`; other splits: `query` + `answer`). Image paths are relative to "
+           "the dataset root.", "",
+           f"- manifest seed: `{stats['seed']}`", f"- responder: `{stats['responder']}`",
+           f"- clean images: {sum(stats['clean_images'].values())}; "
+           f"graceful-degradation notes: {stats['degradation_notes']}", ""]
+    splits = _order({s for v in stats["tasks"].values() for s in v})
+    out += ["## Task files", ""]
+    spec = {t.name: t for t in TASKS}
+    rows = [[t, spec[t].task_type, *[stats["tasks"][t].get(s, 0) for s in splits],
+             sum(stats["tasks"][t].values())] for t in TASK_NAMES if t in stats["tasks"]]
+    out += [_table(["task", "task_type", *splits, "total"], rows) if rows else "(none)", ""]
+    if stats["answer_forms"]:
+        out += ["Answer forms: " + ", ".join(f"{k} {v}" for k, v in
+                                             sorted(stats["answer_forms"].items())), ""]
+    if stats["pairs"]:
+        out += ["Human-judged pairs (pairs/<source>/<split>.jsonl) in the brief comparison tasks:",
+                "", _table(["source", "split", "pairs"],
+                           [[src, split, n] for src, v in stats["pairs"].items()
+                            for split, n in v.items()]), ""]
+    out += ["## Samples", ""]
+    s_splits = _order({s for v in stats["samples"].values() for s in v})
+    rows = [[k, *[stats["samples"][k].get(s, 0) for s in s_splits]]
+            for k in KINDS if k in stats["samples"]]
+    out += [_table(["kind", *s_splits], rows) if rows else "(none)", ""]
+    kinds = [k for k in KINDS if k in stats["categories"]]
+    if kinds:
+        out += ["### Distortion categories (images A and B)", ""]
+        rows = [[CATEGORY_PHRASES[c], *[stats["categories"][k].get(c, 0) for k in kinds]]
+                for c in _CATEGORIES]
+        out += [_table(["category", *kinds], rows), ""]
+    kinds = [k for k in KINDS if k in stats["severities"]]
+    if kinds:
+        out += ["### Severities (0 = clean)", ""]
+        rows = [[lvl, *[stats["severities"][k].get(lvl, 0) for k in kinds]]
+                for lvl in ("0", "1", "2", "3", "4", "5")]
+        out += [_table(["severity", *kinds], rows), ""]
+    out += ["![categories](figures/categories.png)", "", "![severities](figures/severities.png)",
+            "", "## Responses", ""]
+    rows = [[key, kind, split, n] for key, per_kind in stats["responses"].items()
+            for kind, per_split in per_kind.items() for split, n in per_split.items()]
+    out += [_table(["responder", "kind", "split", "accepted"], rows) if rows else "(none)", ""]
+    if stats["response_words"]:
+        rows = [[k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
+                for k, v in stats["response_words"].items()]
+        out += ["Words per response:", "",
+                _table(["kind", "n", "min", "median", "mean", "p90", "max"], rows), "",
+                "![response length](figures/response_length.png)", ""]
+    if stats["response_flags"]:
+        out += ["Flags kept on accepted responses: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(stats["response_flags"].items())), ""]
+    out += ["## Rejections, failures and drops", ""]
+    rows = [[stage, reason, n] for stage, c in sorted(stats["failures"].items())
+            for reason, n in sorted(c.items())]
+    for stage, key in (("respond (validation)", "rejections"), ("assemble (skipped)", "task_skipped"),
+                       ("convert (dropped)", "task_dropped")):
+        rows += [[stage, reason, n] for reason, n in sorted(stats[key].items())]
+    rows += [["severity filter (no-ref brief)", task, n]
+             for task, n in sorted(stats["task_filtered"].items())]
+    out += [_table(["stage", "reason", "count"], rows) if rows else "None recorded.", ""]
+    u = stats["usage"]
+    out += ["## Cost", "",
+            f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
+            f"completion tokens, ${u['cost_usd']:.4f}",
+            f"- respond runs (summaries: {', '.join(stats['respond_runs']) or 'none found'}): "
+            f"${stats['respond_run_cost_usd']:.4f}", ""]
+    out += ["## Contact sheet", "",
+            f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
+            "distortions with severities, and the first line of the accepted answer (or the "
+            "brief answer when there is none).", "", "![contact sheet](contact_sheet.png)", ""]
+    return "\n".join(out)
+
+
+def write_report(manifest: Manifest | None, store: Store, *,
+                 respond_summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write report/README.md, report/stats.json, the figures and the contact sheet.
+
+    Args:
+        manifest: the build manifest (name, seed, responder); None reads what it can from
+            manifest.lock.json.
+        store: the dataset folder.
+        respond_summary: the respond stage's summary of this build run (rejections by
+            reason, cost); kept as report/respond_summary.json so a later `dqgen report`
+            shows it too.
+
+    Returns:
+        {"card": path, "figures": [paths], "contact_sheet": path, "stats": stats}.
+
+    Raises:
+        ImportError: matplotlib is missing (pip install 'dqgen[export]').
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as err:  # pragma: no cover - in the default test environment
+        msg = "the report needs matplotlib: pip install 'dqgen[export]'"
+        raise ImportError(msg) from err
+    out = store.report_dir
+    if respond_summary:
+        atomic_write_json(out / "respond_summary.json", respond_summary)
+    stats = collect_stats(store, manifest)
+    figures = out / "figures"
+    _plot_categories(stats, figures / "categories.png")
+    _plot_severities(stats, figures / "severities.png")
+    _plot_lengths(stats, figures / "response_length.png")
+    key = None
+    if manifest is not None:
+        from pipeline.assemble import responder_key
+
+        key = responder_key(manifest, store)
+    elif stats["responses"]:
+        key = next(iter(stats["responses"]))
+    n = manifest.tasks.contact_sheet_samples if manifest is not None else 12
+    contact = _contact_sheet(store, stats, n, out / "contact_sheet.png", key)
+    card = render_card(stats, contact=contact)
+    atomic_write_bytes(out / "README.md", card.encode("utf-8"))
+    public = {k: v for k, v in stats.items() if not k.startswith("_")}
+    public["contact_sheet_samples"] = contact
+    atomic_write_json(out / "stats.json", public)
+    return {"card": str(out / "README.md"),
+            "figures": [str(figures / f) for f in ("categories.png", "severities.png",
+                                                  "response_length.png")],
+            "contact_sheet": str(out / "contact_sheet.png"), "stats": public}

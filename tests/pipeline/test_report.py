@@ -1,0 +1,119 @@
+"""Dataset report (pipeline/report.py): card, stats, figures and contact sheet render."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from pipeline.assemble import TASK_NAMES, assemble_tasks
+from pipeline.records import FailureRecord
+from pipeline.report import write_report
+from tests.pipeline.task_fixtures import make_dataset
+
+
+def test_report_renders(tmp_path) -> None:
+    manifest, store = make_dataset(tmp_path)
+    store.record_failure(FailureRecord(stage="respond", item_id="s9", error_type="http_429",
+                                       message="rate limited", status=429, attempts=6))
+    store.record_failure(FailureRecord(stage="ingest", item_id="bad.jpg",
+                                       error_type="truncated", message="truncated file"))
+    # The shape pipeline.respond.respond returns: per-split summaries and their totals.
+    respond_summary = {
+        "splits": [{"kind": "refA_sd", "split": "train", "rejected": {"mentions_reference": 3},
+                    "cost_usd": 0.2},
+                   {"kind": "refA_md", "split": "train", "rejected": {"refusal": 1},
+                    "cost_usd": 0.3}],
+        "totals": {"rejected": {"mentions_reference": 3, "refusal": 1}, "cost_usd": 0.5},
+        "budget_reached": False}
+    assemble_tasks(manifest, store)
+    result = write_report(manifest, store, respond_summary=respond_summary)
+
+    card = (store.report_dir / "README.md").read_text()
+    for task in TASK_NAMES:
+        assert f"| {task} |" in card
+    assert "| overly high brightness |" in card  # category table
+    assert "### Severities" in card and "| 0 |" in card
+    assert "| ingest | truncated | 1 |" in card
+    assert "| respond | http_429 | 1 |" in card
+    assert "| respond (validation) | mentions_reference | 3 |" in card
+    assert "mentions_reference:A_detail_sd | 1 |" in card
+    assert "no_response:refA_sd | 1 |" in card
+    assert "$0.0270" in card  # 27 accepted responses x $0.001
+    assert "Words per response" in card
+    for ref in ("figures/categories.png", "figures/severities.png",
+                "figures/response_length.png", "contact_sheet.png"):
+        assert f"({ref})" in card
+        with Image.open(store.report_dir / ref) as im:
+            assert im.format == "PNG" and im.width > 300 and im.height > 200
+            arr = np.asarray(im.convert("L"))
+            assert arr.std() > 5  # something was drawn
+
+    stats = json.loads((store.report_dir / "stats.json").read_text())
+    assert stats["tasks"]["AB_brief"] == {"train": 5, "test": 5}
+    assert stats["samples"]["refA_sd"] == {"train": 6, "test": 6}
+    assert stats["rejections"] == {"mentions_reference": 3, "refusal": 1}
+    assert stats["respond_run_cost_usd"] == 0.5
+    assert len(stats["contact_sheet_samples"]) == 12
+    assert result["stats"]["contact_sheet_samples"] == stats["contact_sheet_samples"]
+
+    # Seeded and idempotent: same samples and same card on a re-run (the respond summary
+    # of the build was kept in report/).
+    again = write_report(manifest, store)
+    assert again["stats"]["contact_sheet_samples"] == stats["contact_sheet_samples"]
+    assert (store.report_dir / "README.md").read_text() == card
+
+
+def test_report_without_manifest_or_responses(tmp_path) -> None:
+    manifest, store = make_dataset(tmp_path)
+    shutil.rmtree(store.root / "responses")
+    assemble_tasks(manifest, store)
+    write_report(None, store)
+    card = (store.report_dir / "README.md").read_text()
+    assert card.startswith(f"# Dataset card: {tmp_path.name}")
+    assert "| A_brief_sd |" in card
+    assert (store.report_dir / "contact_sheet.png").is_file()
+
+
+def test_cli_assemble_and_report(tmp_path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    manifest, store = make_dataset(tmp_path / "ds")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "seed": manifest.seed,
+                                    "counts": manifest.counts}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["assemble", str(path), "--out", str(store.root),
+                                 "--export", "llava"])
+    assert result.exit_code == 0, result.output
+    assert "A_detail_sd" in result.output and "mentions_reference" in result.output
+    assert (store.root / "exports" / "llava" / "A_brief_md" / "test.json").is_file()
+    result = runner.invoke(app, ["report", str(store.root), "--manifest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert (store.report_dir / "README.md").read_text().startswith("# Dataset card: tiny")
+    empty = runner.invoke(app, ["assemble", str(path), "--out", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "dqgen build" in empty.output
+
+
+def test_report_lists_human_pairs(tmp_path) -> None:
+    from pipeline.assemble import ComparisonPair, pairs_path
+    from pipeline.store import atomic_write_jsonl
+
+    manifest, store = make_dataset(tmp_path)
+    atomic_write_jsonl(pairs_path(store, "kadid10k", "train"), [
+        ComparisonPair(pair_id="kadid-1", split="train", image_ref="references/ref0.png",
+                       image_A="references/ref1.png", image_B="references/ref2.png",
+                       A_better_B=True, provenance="human", judge="human:kadid10k")])
+    assemble_tasks(manifest, store)
+    manifest = manifest.model_copy(update={"tasks": manifest.tasks.model_copy(
+        update={"contact_sheet_samples": 3})})
+    result = write_report(manifest, store)
+    card = (store.report_dir / "README.md").read_text()
+    assert "| kadid10k | train | 1 |" in card
+    assert result["stats"]["tasks"]["refAB_brief"]["train"] == 6  # 5 synthetic + 1 human
+    assert len(result["stats"]["contact_sheet_samples"]) == 3
