@@ -1,0 +1,16 @@
+"""Prefect flows and tasks: thin wrappers over `pipeline` functions (the only package importing Prefect).
+
+Modules: `tasks` (one task per stage function, and the stage graphs), `kind_flows` (one
+flow per sample kind), `build_flow` (`build_dataset`, the assembly flow, the CLI entry),
+`runners` (threads or Dask), `serve` (the deployments of prefect.yaml), `common`.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__: list[str] = []
+
+# The library's own warnings (a failed sample, a failed response) belong in the run's
+# log in the UI too; Prefect reads this when it sets up logging, at its first import.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline,distortions")
