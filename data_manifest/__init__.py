@@ -1,0 +1,1 @@
+"""Build manifests (YAML). `demo.yaml` is the embedded default."""

@@ -1,0 +1,56 @@
+"""TID2013 adapter: `<mos> <name>` lines, case-insensitive files, tricky lines, pairs."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.labels import get_adapter
+from tests.pipeline.labels.checks import (
+    assert_failures,
+    assert_images,
+    assert_pairs,
+    split_and_pair,
+)
+from tests.pipeline.labels.fixtures import make_tid2013
+
+
+@pytest.fixture(scope="module")
+def tid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tid2013")
+    info = make_tid2013(root)
+    return root, info, get_adapter("tid2013").read(root)
+
+
+def test_records_case_insensitive_files(tid):
+    root, info, out = tid
+    assert_images(root, out.images, info["good"], lambda x: x / 9)
+    im = next(i for i in out.images if i.image_id == "i01_02_1.bmp")
+    assert im.path == "distorted_images/I01_02_1.BMP"  # the real on-disk name
+    assert im.ref_id == "I01" and im.ref_path == "reference_images/I01.BMP"
+    assert im.attributes == {"distortion": "02", "level": "1"}
+
+
+def test_tricky_lines_are_failures(tid):
+    _, _, out = tid
+    assert_failures(
+        out,
+        "tid2013",
+        ["missing_file", "nan_score", "duplicate", "bad_number", "bad_row"],
+        "mos_with_names.txt",
+    )
+
+
+def test_pairs_and_reference_grouping(tid):
+    _, _, out = tid
+    images, pairs = split_and_pair(
+        out.images,
+        dataset="tid2013",
+        rule="reference",
+        group="ref",
+        pair_group="ref",
+        test_fraction=0.5,
+    )
+    assert_pairs(images, pairs, margin=0.1, group="ref")
+    assert {im.split for im in images} == {"train", "test"}
+    # scores 6.1, 5.0, 3.2, 1.5 (+0.1 r): all 6 pairs of a reference differ by > 0.9 MOS
+    assert len(pairs) == 12
