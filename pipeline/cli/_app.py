@@ -1,0 +1,32 @@
+"""The Typer application shared by the command modules of `pipeline.cli`."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+__all__ = ["app", "console", "fail"]
+
+app = typer.Typer(
+    name="dqgen",
+    help="Build descriptive image-quality-assessment datasets (DQ-495K style): distort "
+    "reference photos, describe them with an MLLM, write DepictQA task files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a clear error and exit with `code` (no traceback for user errors)."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the dqgen version."""
+    from pipeline import __version__
+
+    print(__version__)
