@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["app", "console", "fail"]
 
@@ -20,7 +21,9 @@ console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """Print a clear error and exit with `code` (no traceback for user errors)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: a long path stays on one line (copy-pastable, greppable); escape: a path
+    # or message holding "[...]" is printed as is, not read as Rich markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
