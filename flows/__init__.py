@@ -14,3 +14,6 @@ __all__: list[str] = []
 # The library's own warnings (a failed sample, a failed response) belong in the run's
 # log in the UI too; Prefect reads this when it sets up logging, at its first import.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "pipeline,distortions")
+# The same loggers also speak outside any flow run (`--no-prefect`, library use): there
+# the record goes to the console only, without Prefect's "no flow run id" warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -475,10 +475,17 @@ def _samples(store: Store, kind: str, split: str) -> Iterator[SampleRecord]:
     yield from read_jsonl(store.samples_path(kind, split), SampleRecord)
 
 
-def _pair_sources(store: Store, wanted: list[str] | None) -> list[str]:
+def _pair_sources(manifest: Manifest, store: Store, wanted: list[str] | None) -> list[str]:
+    """The pairs/<source>/ folders that feed the brief comparison tasks.
+
+    Default: the manifest's own `sources`, so a dataset dropped from the manifest stops
+    contributing even though its folder is still in the dataset.
+    """
     root = store.root / "pairs"
     present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    return present if wanted is None else [s for s in present if s in wanted]
+    if wanted is None:
+        wanted = [src.dataset for src in manifest.sources]
+    return [s for s in present if s in wanted]
 
 
 def _images_exist(store: Store, rec: dict[str, Any]) -> bool:
@@ -518,7 +525,7 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
     if unknown:
         msg = f"unknown task(s) {unknown}; known: {', '.join(TASK_NAMES)}"
         raise ValueError(msg)
-    pair_sources = _pair_sources(store, cfg.pair_sources)
+    pair_sources = _pair_sources(manifest, store, cfg.pair_sources)
     if splits is None:
         splits = list(manifest.splits())
         for source in pair_sources:

@@ -185,7 +185,8 @@ class TasksConfig(_Config):
     `questions_version`: prompts/questions/<pool>.<version>.yaml. `responder_key`: which
     responses/<key>/ folder feeds the detail tasks (default: the manifest's responder).
     `pair_sources`: which pairs/<source>/ folders of human-judged pairs join the brief
-    comparison tasks (None: all present). `exports`: formats `dqgen build` writes at the end.
+    comparison tasks (None: those of the manifest's `sources`; folders left by a
+    source since removed from the manifest are ignored). `exports`: formats `dqgen build` writes at the end.
     """
 
     severity_filter_noref: bool = True
@@ -275,6 +276,18 @@ class Manifest(_Config):
                 if n < 0:
                     msg = f"{kind}.{split}: count must be >= 0, got {n}"
                     raise ValueError(msg)
+        return v
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, v: list[LabelSourceConfig]) -> list[LabelSourceConfig]:
+        seen: set[str] = set()
+        for src in v:  # `dataset` is already the canonical adapter name here
+            if src.dataset in seen:
+                msg = (f"dataset {src.dataset!r} listed twice; one entry per dataset "
+                       f"(its split, margin and caps apply to the whole dataset)")
+                raise ValueError(msg)
+            seen.add(src.dataset)
         return v
 
     def resolve(self, path: str) -> Path:

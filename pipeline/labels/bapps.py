@@ -69,6 +69,12 @@ def read_bapps(root: Path) -> LabelSet:
             if judge_rel is None:
                 col.fail_at(cat_rel, "missing_file", "no judge/ folder")
                 continue
+            judged = {p.stem for p in (root / judge_rel).glob("*.npy")}
+            p0_rel = files.find(f"{cat_rel}/p0")
+            for png in sorted((root / p0_rel).glob("*.png")) if p0_rel is not None else []:
+                if png.stem not in judged:  # a triplet without its judgement is named too
+                    col.fail_at(f"{cat_rel}/{png.stem}", "missing_file",
+                                f"missing judge/{png.stem}.npy", png)
             for npy in sorted((root / judge_rel).glob("*.npy")):
                 found_any = True
                 n = npy.stem

@@ -312,6 +312,11 @@ def _build_one(
     return summary, failures
 
 
+def _remove_pairs(store: Store, dataset: str) -> None:
+    for stale in sorted((store.root / "pairs" / dataset).glob("*.jsonl")):
+        stale.unlink()
+
+
 def build_labels(
     manifest: Manifest,
     store: Store,
@@ -337,6 +342,8 @@ def build_labels(
     source_failures: dict[str, list[FailureRecord]] = {}
     for src in sources:
         summary, failures = _build_one(manifest, store, src)
+        if "error" in summary:  # an unreadable source must not feed last run's pairs on
+            _remove_pairs(store, src.dataset)
         summaries[src.dataset] = summary
         if "error" in summary:
             source_failures[src.dataset] = failures
@@ -346,10 +353,11 @@ def build_labels(
     # failures/labels.jsonl = every dataset's row failures + this run's source failures,
     # rewritten (not appended) so a re-run never duplicates them.
     all_failures: list[FailureRecord] = []
+    in_manifest = {s.dataset for s in manifest.sources}
     for ds_dir in (
         sorted((store.root / "labels").glob("*/")) if (store.root / "labels").is_dir() else []
     ):
-        if ds_dir.name in source_failures:
+        if ds_dir.name in source_failures or ds_dir.name not in in_manifest:
             continue
         all_failures.extend(read_jsonl(ds_dir / "failures.jsonl", FailureRecord))
     for failures in source_failures.values():

@@ -228,6 +228,13 @@ def test_human_pairs_join_brief_comparison(tmp_path) -> None:
                        source="kadid10k"),
     ]
     atomic_write_jsonl(pairs_path(store, "kadid10k", "train"), pairs)
+    # a pairs/ folder of a dataset the manifest does not list (left by an earlier build) is
+    # ignored; naming it in tasks.pair_sources brings it in
+    assemble_tasks(manifest, store)
+    assert not any(r["id"].startswith("AB_brief:kadid")
+                   for r in _records(store, "AB_brief", "train"))
+    manifest = manifest.model_copy(
+        update={"tasks": manifest.tasks.model_copy(update={"pair_sources": ["kadid10k"]})})
     summary = assemble_tasks(manifest, store)
     ref_ids = {r["id"] for r in _records(store, "refAB_brief", "train")}
     noref_ids = {r["id"] for r in _records(store, "AB_brief", "train")}
