@@ -5,11 +5,26 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libMagickWand'; then
-    echo "setup: installing ImageMagick (libmagickwand) for Wand" >&2
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmagickwand-6.q16-6 >/dev/null
+have_magickwand() {
+    ldconfig -p 2>/dev/null | grep -q 'libMagickWand' && return 0
+    [ -n "${MAGICK_HOME:-}" ] && return 0
+    command -v brew >/dev/null 2>&1 && brew list imagemagick >/dev/null 2>&1 && return 0
+    return 1
+}
+if ! have_magickwand; then
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ImageMagick (libmagickwand) for Wand" >&2
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmagickwand-6.q16-6 >/dev/null
+    elif command -v brew >/dev/null 2>&1; then
+        echo "setup: installing ImageMagick for Wand (brew)" >&2
+        brew install imagemagick
+    else
+        # Not fatal: the distortions use OpenCV at run time; only the ImageMagick
+        # cross-check test (motion blur vs Wand) needs the library, and it says so.
+        echo "setup: warning: no apt-get or brew; install ImageMagick (MagickWand) yourself" >&2
+    fi
 fi
 
 PY=${PYTHON:-python3}
