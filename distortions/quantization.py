@@ -59,7 +59,7 @@ class MedianParams(NamedTuple):
 
 
 class HistParams(NamedTuple):
-    """quantization_hist: number of equal-population bins over all channels."""
+    """quantization_hist: number of histogram-equalised levels over all channels."""
 
     bins: int
 
@@ -370,13 +370,38 @@ def _hist_lut(image: np.ndarray, bins: int) -> np.ndarray:
             f"quantization_hist: image has only {distinct} distinct values, fewer than "
             f"{bins} levels; values grouped by quantile as far as they go"
         )
-    # Equal-population bins of the cumulative histogram of all channels: a value falls in the
-    # bin of its mid-rank quantile, so each bin covers about 1 / bins of the pixels (a value
-    # holding more than that takes a bin, or several, alone).
+    return _class_means_lut(counts, hist_classes(counts, bins))
+
+
+def hist_classes(counts: np.ndarray, bins: int) -> np.ndarray:
+    """Class of each value 0..255 for `bins` histogram-equalised levels (nested over bins).
+
+    A value's position is its mid-rank quantile q in the cumulative histogram of all
+    channels. With p the largest power of two <= bins, the classes are the p
+    equal-population bins ``floor(q * p)``; the remaining ``bins - p`` of them, those with
+    the largest squared error about their mean, are split at their median (the
+    ``floor(q * 2p)`` boundary). So 4, 8 and 16 bins are plain equal-population bins, 6 and
+    24 split two quartiles and eight sixteenths, and every partition refines all coarser
+    ones: fewer bins can only merge classes, and with class means as levels the squared
+    error can only grow. Severity therefore orders the damage on every image (plain
+    equal-population 6 and 4 bins do not nest: on a photo with one dominant value, such as
+    the black surround of a fundus image, 6 bins did more damage than 4).
+    """
     cdf = np.cumsum(counts)
     quantile = (cdf - counts / 2) / cdf[-1]
-    bin_of = np.minimum((quantile * bins).astype(np.intp), bins - 1)
-    return _class_means_lut(counts, bin_of)
+    p = 1 << (max(int(bins), 1).bit_length() - 1)
+    parent = np.minimum((quantile * p).astype(np.intp), p - 1)
+    if bins == p:
+        return parent
+    half = np.clip(np.minimum((quantile * 2 * p).astype(np.intp), 2 * p - 1) - 2 * parent, 0, 1)
+    values = np.arange(256, dtype=np.float64)
+    mass = np.bincount(parent, weights=counts, minlength=p)
+    mean = np.bincount(parent, weights=counts * values, minlength=p) / np.maximum(mass, 1e-12)
+    sse = np.bincount(parent, weights=counts * (values - mean[parent]) ** 2, minlength=p)
+    split = np.zeros(p, dtype=np.intp)
+    split[np.argsort(-sse, kind="stable")[: bins - p]] = 1
+    offset = np.arange(p) + np.concatenate(([0], np.cumsum(split)[:-1]))
+    return offset[parent] + split[parent] * half
 
 
 @register("quantization_hist", category="quantization", table=_HIST)
@@ -385,8 +410,10 @@ def quantization_hist(image: np.ndarray, severity: int, rng: np.random.Generator
 
     The values of all three channels are pooled; their cumulative histogram splits 0..255
     into `bins` ranges of (about) equal pixel count (a value goes to the bin of its mid-rank
-    quantile), and **every value is replaced by the mean of the pixel values of its range**
-    (rounded), one LUT for all channels. Unlike the original (levels ``k * 255 / bins``), a
+    quantile; for bin counts that are not a power of two, the dyadic equal-population bins
+    with the largest error are halved, see `hist_classes`, so the levels of each severity
+    refine those of the next), and **every value is replaced by the mean of the pixel values
+    of its range** (rounded), one LUT for all channels. Unlike the original (levels ``k * 255 / bins``), a
     flat grey or white image stays as it is (noted) instead of turning black, and the mean
     brightness is kept instead of rising by 25-33 levels.
 

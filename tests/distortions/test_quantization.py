@@ -154,6 +154,33 @@ def test_hist_bins_hold_about_equal_counts() -> None:
     assert counts.max() / counts.sum() < 0.4  # equal population: about 1/4 each
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_hist_levels_nest_over_bin_counts(seed: int) -> None:
+    """Every partition refines all coarser ones, so fewer bins can only merge classes."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 50, 256).astype(np.float64)
+    counts[rng.integers(0, 256, 3)] += rng.integers(2000, 20000, 3)  # a few dominant values
+    parts = {b: q.hist_classes(counts, b) for b in range(2, 33)}
+    for few, many in itertools.combinations(sorted(parts), 2):
+        for cls in np.unique(parts[many]):  # one class of `many` bins lies in one of `few`
+            assert len(np.unique(parts[few][parts[many] == cls])) == 1, (few, many, cls)
+        assert len(np.unique(parts[many][counts > 0])) <= many
+
+
+@pytest.mark.parametrize("name", ["retina", "camera", "astronaut", "coffee", "chelsea",
+                                  "rocket", "hubble_deep_field", "coins"])
+def test_hist_severity_orders_the_damage_on_every_demo_photo(name: str) -> None:
+    """A dominant value (retina's black surround) once made 6 bins worse than 4."""
+    img = _photo(name, 224)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = np.ascontiguousarray(img[:, :, :3])
+    psnr = [_psnr(q.quantization_hist(img, s, np.random.default_rng(0)), img) for s in range(1, 6)]
+    # class means are rounded to integers: allow that rounding, nothing more
+    assert all(b <= a + 0.05 for a, b in itertools.pairwise(psnr)), psnr
+    assert psnr[0] > psnr[-1] + 3
+
+
 def test_median_matches_pillow_per_channel() -> None:
     img = PHOTOS["chelsea"]
     out = q.quantization_median(img, 2, np.random.default_rng(0))
