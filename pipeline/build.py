@@ -49,7 +49,7 @@ from pipeline.ingest import (
     list_sources,
     merge_references,
 )
-from pipeline.manifest import Manifest
+from pipeline.manifest import Manifest, check_manifest_files
 from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
@@ -395,6 +395,7 @@ def _context(manifest: Manifest, kinds: Sequence[str] | None, splits: Sequence[s
         msg = f"workers must be >= 1, got {workers}"
         raise ValueError(msg)
     selected_splits(manifest, kinds, splits)  # validate early
+    check_manifest_files(manifest)  # e.g. a missing judge.predictions: fail before ingest
     store = Store(Path(out).expanduser().resolve() if out is not None else manifest.output_dir())
     return BuildContext(manifest=manifest, store=store,
                         kinds=list(kinds or manifest.kinds()),
@@ -427,6 +428,8 @@ def run_build(
 
     Raises:
         ValueError: unknown kind, split or stage name, or workers < 1.
+        ManifestError: an input file of the manifest is missing (`judge.predictions`),
+            raised before any stage runs.
     """
     names = [n for n, _ in STAGES]
     for name in stages or []:

@@ -9,7 +9,9 @@ the folder of photos that ship inside scikit-image's wheel (the offline demo).
 
 Reference paths listed in a manifest (`files`, `splits`, the entries of a split file) are
 relative to `references.root` and may not leave it: absolute paths and `..` are refused
-here; symlinks that point out of the root are refused by ingest.
+here (also in `references.glob`); symlinks that point out of the root are refused by
+ingest. Input files a stage needs (`judge.predictions`) must exist when the manifest is
+loaded, so a typo fails before any work is done.
 
 Each stage owns its sub-model here (ReferencesConfig: ingest; counts/clean_probability:
 plan; JudgeConfig: judge; ResponderConfig: respond; TasksConfig: assemble/export).
@@ -41,6 +43,7 @@ __all__ = [
     "ResizeConfig",
     "ResponderConfig",
     "TasksConfig",
+    "check_manifest_files",
     "check_relative_path",
     "load_manifest",
 ]
@@ -91,6 +94,24 @@ class ReferencesConfig(_Config):
     exclude: list[str] = []
     test_fraction: float = Field(0.2, ge=0.0, le=1.0)
     max_pixels: int = Field(89_478_485, gt=0)  # Pillow's decompression-bomb default
+
+    @field_validator("glob")
+    @classmethod
+    def _glob_inside_root(cls, v: str) -> str:
+        # pathlib would raise NotImplementedError on an absolute pattern, and `..` would
+        # match files outside the root: refuse both here, with the field named.
+        if not v.strip():
+            msg = "empty pattern; use '*' (top folder) or '**/*' (recursive)"
+            raise ValueError(msg)
+        posix, win = PurePosixPath(v), PureWindowsPath(v)
+        if posix.is_absolute() or win.drive or win.root:
+            msg = (f"{v!r} is absolute; a glob is matched inside references.root, so give "
+                   f"it relative to that folder (set references.root to the folder instead)")
+            raise ValueError(msg)
+        if ".." in posix.parts or ".." in win.parts:
+            msg = f"{v!r} leaves references.root ('..' is not allowed in a glob)"
+            raise ValueError(msg)
+        return v
 
     @field_validator("files")
     @classmethod
@@ -317,12 +338,34 @@ class Manifest(_Config):
         return seen
 
 
-def load_manifest(path: str | Path, **overrides: Any) -> Manifest:
-    """Read and validate a manifest file.
+def check_manifest_files(manifest: Manifest) -> None:
+    """Refuse a manifest whose input files are missing, before any stage runs.
+
+    Checked: the judge's predictions file (kind `predictions`, resolved against the
+    manifest's folder). `load_manifest` calls this; so does the build for a Manifest made
+    in code.
 
     Raises:
-        ManifestError: missing file, bad YAML, or a field that does not validate; the
-            message names the file and the field path (e.g. `counts.refA_sd.train`).
+        ManifestError: naming the field and the resolved path (no file name: the caller
+            prefixes it when there is one).
+    """
+    judge = manifest.judge
+    if judge.kind == "predictions" and judge.predictions:
+        path = manifest.resolve(judge.predictions)
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "not found"
+            msg = (f"judge.predictions: {path} {what} (relative paths are resolved against "
+                   f"the manifest's folder, {manifest.base_dir})")
+            raise ManifestError(msg)
+
+
+def load_manifest(path: str | Path, **overrides: Any) -> Manifest:
+    """Read and validate a manifest file, and check that its input files exist.
+
+    Raises:
+        ManifestError: missing file, bad YAML, a field that does not validate, or a
+            missing input file (`judge.predictions`); the message names the file and the
+            field path (e.g. `counts.refA_sd.train`).
     """
     path = Path(path)
     try:
@@ -340,10 +383,16 @@ def load_manifest(path: str | Path, **overrides: Any) -> Manifest:
     data["base_dir"] = str(path.resolve().parent)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return Manifest.model_validate(data)
+        manifest = Manifest.model_validate(data)
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
         )
         msg = f"{path}: invalid manifest: {problems}"
         raise ManifestError(msg) from None
+    try:
+        check_manifest_files(manifest)
+    except ManifestError as err:
+        msg = f"{path}: invalid manifest: {err}"
+        raise ManifestError(msg) from None
+    return manifest

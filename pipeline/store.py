@@ -5,9 +5,11 @@ Layout (all paths relative to the dataset root)::
     manifest.lock.json                 resolved manifest, package versions, sha256 of outputs
     references.jsonl                   ReferenceRecord per ingested reference
     references/<ref_id>.png            resized references
+    references.chunks/<chunk>.json     per-chunk ingest results (merged into references.jsonl)
     plans/<kind>/<split>.jsonl         SamplePlan per sample (written before any pixel work)
     images/<kind>/<split>/<sample_id>_{A,B}.png
     samples/<kind>/<split>.jsonl       SampleRecord per sample (plan order)
+    samples/<kind>/<split>.chunks/     per-chunk synthesis results (merged into the above)
     responses/<responder>/<kind>/<split>.jsonl   accepted answers (ResponseRecord)
     cache/responses/<hh>/<hash>.json   request-hash cache of paid calls
     tasks/<task>/<split>.json          DepictQA task files
@@ -17,6 +19,13 @@ Layout (all paths relative to the dataset root)::
 
 Writes of whole files are atomic (temp file in the same folder + os.replace); logs are
 append-only JSON Lines flushed line by line, and readers skip a torn last line.
+
+File modes: an atomically written file gets the mode an ordinary ``open(path, "w")`` would
+give it, ``0o666 & ~umask`` (``tempfile.mkstemp`` alone would leave every output 0600).
+The umask is read once, at import: from ``/proc/self/status`` where the OS has it (no side
+effect), else by the ``os.umask`` set-and-restore pair, which is only safe while the process
+has one thread, as it does when this module is first imported. A umask changed later in the
+process is not seen by these helpers.
 """
 
 from __future__ import annotations
@@ -33,18 +42,44 @@ from pydantic import BaseModel
 
 from pipeline.records import FailureRecord
 
-__all__ = ["Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["FILE_MODE", "Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_jsonl", "read_jsonl"]
 
 M = TypeVar("M", bound=BaseModel)
 
 
+def _read_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # fallback: only safe single-threaded (module import time)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+FILE_MODE = 0o666 & ~_UMASK
+"""Mode of every file written by the atomic helpers (what a plain open() would create)."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (never a half-written file at `path`)."""
+    """Write `data` to `path` atomically (never a half-written file at `path`).
+
+    The file gets `FILE_MODE` (0o666 & ~umask), not mkstemp's private 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), FILE_MODE)
+            else:  # pragma: no cover - Windows: only the read-only bit exists
+                os.chmod(tmp, FILE_MODE)
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

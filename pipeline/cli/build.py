@@ -102,8 +102,15 @@ def build(
                                      help="Splits to build (repeat or comma-separate). "
                                           "Default: all in the manifest."),
     workers: int = typer.Option(1, "--workers", "-w", min=1,
-                                help="Workers for ingest and synthesis (processes; "
-                                     "threads or Dask processes under Prefect)."),
+                                help="N: ingest and synthesis chunks run at a time. "
+                                     "With --no-prefect: a pool of N processes (1: no "
+                                     "pool, in this process). Under Prefect (default): N "
+                                     "threads in this process with --runner threads "
+                                     "(OpenCV/NumPy release the GIL), or a Dask "
+                                     "LocalCluster of N single-threaded processes with "
+                                     "--runner dask (unused with --dask-address: the "
+                                     "cluster's workers run the chunks). Output is "
+                                     "byte-identical for any N."),
     out: Path = typer.Option(None, "--out", "-o", help=_OUT_HELP, show_default=False),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect",
                                  help="Run the stages as Prefect flows (default; ephemeral "
@@ -126,6 +133,7 @@ def build(
     m = _load(manifest)
     kw = {"kinds": _split_list(kinds), "splits": _split_list(splits), "workers": workers,
           "out": out}
+    from pipeline.judge import JudgeError
     from pipeline.manifest import ManifestError
 
     if dask_address:
@@ -137,8 +145,8 @@ def build(
     started = time.perf_counter()
     try:
         summary = (_run_prefect if prefect else _run_bare)(m, **kw)
-    except (ValueError, FileNotFoundError, ManifestError) as err:
-        fail(str(err))
+    except (ValueError, FileNotFoundError, ManifestError, JudgeError) as err:
+        fail(str(err))  # user errors (ManifestError is a ValueError): a message, exit 2
     console.print(_summary_table(f"dqgen build {m.name}", summary))
     _failure_note(summary["output"])
     console.print(f"[green]done[/] in {time.perf_counter() - started:.1f} s: "
@@ -159,6 +167,7 @@ def regenerate(
     References are ingested first if the dataset folder has none.
     """
     from pipeline.build import regenerate as regenerate_split
+    from pipeline.judge import JudgeError
     from pipeline.progress import RichProgress
 
     m = _load(manifest)
@@ -167,7 +176,7 @@ def regenerate(
         with RichProgress(console) as progress:
             summary = regenerate_split(m, kind, split, workers=workers, out=out,
                                        progress=progress)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, JudgeError) as err:
         fail(str(err))
     console.print(_summary_table(f"dqgen regenerate {kind}/{split}",
                                  {"synthesize": summary["synthesize"]}))

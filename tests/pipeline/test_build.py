@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -240,3 +241,85 @@ def test_pool_workers_exit_when_the_build_process_is_gone() -> None:
         cwd=REPO)
     parent.wait()  # reaped: the pid is gone, as a killed build's is
     assert watcher.wait(timeout=60) == 1
+
+
+# --------------------------------------------------------------------------- manifest errors
+@pytest.mark.parametrize(("override", "field", "reason"), [
+    ({"judge": {"kind": "predictions", "predictions": "nope.jsonl"}}, "judge.predictions",
+     "not found"),
+    ({"references": {"glob": "/etc/*", "splits": None}}, "references.glob", "is absolute"),
+    ({"references": {"glob": "../outside/*", "splits": None}}, "references.glob",
+     "leaves references.root"),
+])
+@pytest.mark.parametrize("mode", [["--no-prefect"], []])
+def test_cli_manifest_errors_fail_cleanly_before_any_work(
+        photo_dir: Path, tmp_path: Path, override: dict, field: str, reason: str,
+        mode: list[str]) -> None:
+    mpath = write_manifest(tmp_path / "m", photo_dir, **override)
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(app, ["build", str(mpath), *mode, "--out", str(out)])
+    text = _flat(res.output)
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit)  # typer.Exit, not an uncaught error
+    assert "Traceback" not in res.output
+    assert "error:" in text and str(mpath) in text and f"{field}:" in text and reason in text
+    assert not out.exists()  # nothing ingested or planned
+
+
+def test_build_api_checks_the_predictions_file_before_any_stage(photo_dir: Path,
+                                                                tmp_path: Path) -> None:
+    from pipeline.manifest import Manifest, ManifestError
+
+    data = load(write_manifest(tmp_path / "m", photo_dir)).model_dump()
+    m = Manifest.model_validate({**data, "judge": {"kind": "predictions",
+                                                   "predictions": "gone.json"}})
+    out = tmp_path / "ds"
+    with pytest.raises(ManifestError, match="judge.predictions: .*gone.json not found"):
+        run_build(m, out=out)
+    assert not out.exists()
+
+
+def test_cli_build_turns_a_judge_error_into_a_clean_failure(
+        photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The predictions file vanishes after the manifest was checked: the synthesis stage's
+    # JudgeError must still end as `error: ...`, exit 2, no traceback.
+    monkeypatch.setattr("pipeline.manifest.check_manifest_files", lambda _m: None)
+    monkeypatch.setattr("pipeline.build.check_manifest_files", lambda _m: None)
+    mpath = write_manifest(tmp_path / "m", photo_dir,
+                           judge={"kind": "predictions", "predictions": "nope.jsonl"},
+                           counts={"refAB_sd": {"train": 2}})
+    res = CliRunner().invoke(app, ["build", str(mpath), "--no-prefect", "--out",
+                                   str(tmp_path / "ds")])
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit)
+    text = _flat(res.output)
+    assert "Traceback" not in res.output and "judge.predictions:" in text and "nope.jsonl" in text
+
+
+def test_dqgen_command_missing_predictions_exits_2_without_traceback(
+        photo_dir: Path, tmp_path: Path) -> None:
+    mpath = write_manifest(tmp_path / "m", photo_dir,
+                           judge={"kind": "predictions", "predictions": "nope.jsonl"})
+    dqgen = Path(sys.executable).parent / "dqgen"
+    cmd = [str(dqgen)] if dqgen.exists() else [sys.executable, "-c",
+                                                 "from pipeline.cli import main; main()"]
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "COLUMNS": "300"}
+    proc = subprocess.run([*cmd, "build", str(mpath), "--no-prefect", "--out",
+                           str(tmp_path / "ds")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output and "JudgeError" not in output
+    assert str(mpath) in _flat(output) and "judge.predictions:" in output
+    assert not (tmp_path / "ds").exists()
+
+
+def test_outputs_get_the_umask_mode_not_0600(built: Path) -> None:
+    from pipeline.store import FILE_MODE
+
+    files = [p for p in built.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert any(p.suffix == ".png" for p in files) and any(p.suffix == ".jsonl" for p in files)
+    wrong = {p.relative_to(built).as_posix(): oct(p.stat().st_mode & 0o777)
+             for p in files if p.stat().st_mode & 0o777 != FILE_MODE}
+    assert not wrong, f"expected {oct(FILE_MODE)}: {wrong}"

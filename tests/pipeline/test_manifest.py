@@ -30,6 +30,11 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("references: {files: ['/etc/x.png']}", "references.files", "is absolute"),
     ("references: {splits: {train: ['a/../../b.png']}}", "references.splits", "leaves"),
     ("references: {files: [a.png], split_file: s.json}", "references", "only one of"),
+    ("references: {glob: '/etc/*'}", "references.glob", "is absolute"),
+    ("references: {glob: 'C:/photos/*.jpg'}", "references.glob", "is absolute"),
+    ("references: {glob: '../outside/*'}", "references.glob", "leaves references.root"),
+    ("references: {glob: 'a/../../*.png'}", "references.glob", "'..' is not allowed"),
+    ("references: {glob: ''}", "references.glob", "empty pattern"),
     ("judge: {kind: predictions}", "judge", "needs a predictions file"),
     ("judge: {kind: oracle}", "judge.kind", "'fr_score' or 'predictions'"),
     ("colour: red", "colour", "Extra inputs are not permitted"),
@@ -92,3 +97,25 @@ def test_cli_default_manifest_is_the_embedded_demo() -> None:
     m = _load(None)
     assert m.name == "demo" and m.references.root == "@skimage"
     assert Path(m.base_dir) == (REPO / "data_manifest").resolve()
+
+
+def test_relative_globs_are_accepted(tmp_path: Path) -> None:
+    for pattern in ("*", "**/*.jpg", "sub/*.png", "a..b/*", "*..png"):
+        m = load_manifest(_write(tmp_path, f"references: {{glob: '{pattern}'}}"))
+        assert m.references.glob == pattern
+
+
+def test_missing_predictions_file_is_a_manifest_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "judge: {kind: predictions, predictions: nope.jsonl}")
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    msg = str(err.value)
+    assert str(path) in msg and "judge.predictions:" in msg
+    assert str(tmp_path / "nope.jsonl") in msg and "not found" in msg
+    (tmp_path / "nope.jsonl").mkdir()
+    with pytest.raises(ManifestError, match="is not a file"):
+        load_manifest(path)
+    (tmp_path / "nope.jsonl").rmdir()
+    (tmp_path / "nope.jsonl").write_text('{"sample_id": "x", "A_better_B": true}\n')
+    m = load_manifest(path)  # resolved against the manifest's folder
+    assert m.resolve(m.judge.predictions or "") == tmp_path / "nope.jsonl"
