@@ -40,15 +40,33 @@ from tests.support.respond_samples import make_samples  # noqa: E402
 KEY = "sk-bench-not-a-real-key"
 
 
+def _first_ids(root: Path, n: int) -> list[str]:
+    """The first `n` sample ids of refA_sd/train (the split holds enough for both runs)."""
+    from pipeline.records import SampleRecord
+    from pipeline.store import read_jsonl
+
+    ids = [s.sample_id for s in read_jsonl(Store(root).samples_path("refA_sd", "train"),
+                                           SampleRecord)][:n]
+    if len(ids) < n:
+        raise SystemExit(f"only {len(ids)} samples in refA_sd/train, {n} asked")
+    return ids
+
+
 def run_stage(root: Path, n: int, latency: float, rpm: float, concurrency: int) -> dict:
+    """The stage over exactly the first `n` samples (`--samples`), not the whole split."""
+    ids = _first_ids(root, n)
     with FakeOpenAI(latency_s=latency, rpm=rpm, burst=max(1.0, rpm / 60)) as srv:
         cfg = ResponderConfig(kind="openai", model="gpt-4o", base_url=srv.base_url,
                               timeout_s=30, requests_per_minute=rpm, concurrency=concurrency,
                               backoff_initial_s=0.2, retry_after_max_s=5)
         t0 = time.perf_counter()
-        s = respond_split(None, Store(root), "refA_sd", "train", config=cfg)
+        s = respond_split(None, Store(root), "refA_sd", "train", config=cfg, only_ids=ids,
+                          origin="bench")
         elapsed = time.perf_counter() - t0
-        return {"accepted": s["accepted"], "calls": s["calls"], "failed": s["failed"],
+        if s["todo"] != n:
+            raise SystemExit(f"stage ran {s['todo']} samples, {n} asked")
+        return {"samples": n, "accepted": s["accepted"], "calls": s["calls"],
+                "failed": s["failed"],
                 "server_429": srv.rate_limited, "elapsed_s": round(elapsed, 3),
                 "rate_per_min": round(s["accepted"] / elapsed * 60, 1)}
 
@@ -80,7 +98,8 @@ def run_baseline(root: Path, n: int, latency: float, rpm: float) -> dict:
                     time.sleep(float(err.response.headers.get("retry-after", "1")))
         elapsed = time.perf_counter() - t0
         client.close()
-        return {"accepted": done, "calls": srv.chat_calls, "server_429": srv.rate_limited,
+        return {"samples": len(samples), "accepted": done, "calls": srv.chat_calls,
+                "server_429": srv.rate_limited,
                 "elapsed_s": round(elapsed, 3), "rate_per_min": round(done / elapsed * 60, 1)}
 
 

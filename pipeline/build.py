@@ -54,7 +54,7 @@ from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
 from pipeline.respond import stage_respond
-from pipeline.store import Store, atomic_write_json
+from pipeline.store import LOGS_DIR, Store, atomic_write_json
 from pipeline.synthesize import (
     chunk_plans,
     chunks_dir,
@@ -215,7 +215,8 @@ def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
     """Write `manifest.lock.json`: resolved manifest, versions, sha256 of every output file.
 
     The content is deterministic (no timestamp), so two builds of one manifest have equal
-    locks. Hidden files (temp files of writes in progress) and the lock itself are left out.
+    locks. Hidden files (temp files of writes in progress), the run history under logs/
+    and the lock itself are left out.
 
     Returns:
         {"files": n} (output files hashed).
@@ -225,7 +226,7 @@ def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
     if store.root.exists():
         for path in sorted(store.root.rglob("*")):
             rel = path.relative_to(store.root)
-            if (path.is_file() and path != store.lock_path
+            if (path.is_file() and path != store.lock_path and rel.parts[0] != LOGS_DIR
                     and not any(part.startswith(".") for part in rel.parts)):
                 outputs[rel.as_posix()] = _sha256_file(path)
     lock = {

@@ -1,7 +1,8 @@
 """Dataset report: a Markdown dataset card with statistics, PNG figures and a contact sheet.
 
 Reads what the earlier stages wrote (samples/, responses/, tasks/, failures/, and the
-respond stage's run summaries when present) and writes::
+respond stage's run logs logs/respond/<key>.jsonl, totalled over every run, or older
+summary files when there is no log) and writes::
 
     report/README.md                 the dataset card
     report/stats.json                the numbers behind it
@@ -93,6 +94,77 @@ def _run_totals(run: dict[str, Any]) -> dict[str, Any]:
     return totals if isinstance(totals, dict) else run
 
 
+_RUN_COUNTS = ("samples", "todo", "accepted", "failed", "remaining", "calls", "cached",
+               "retries", "rejected_answers", "cache_bypassed", "superseded",
+               "prompt_tokens", "completion_tokens", "cost_usd")
+_RUN_BUCKETS = ("rejected", "rejected_cached", "errors", "flagged")
+
+
+def _sum_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts (calls, tokens, cost, ...) and per-reason buckets summed over respond runs."""
+    out: dict[str, Any] = {"runs": len(runs)}
+    for key in _RUN_COUNTS:
+        out[key] = 0.0 if key == "cost_usd" else 0
+    for key in _RUN_BUCKETS:
+        out[key] = Counter()
+    for run in runs:
+        totals = _run_totals(run)
+        for key in _RUN_COUNTS:
+            v = totals.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[key] += v
+        for key in _RUN_BUCKETS:
+            v = totals.get(key)
+            if key == "rejected" and not isinstance(v, dict):
+                v = totals.get("rejections")
+            if isinstance(v, dict):
+                out[key].update({str(k): int(n) for k, n in v.items()
+                                 if isinstance(n, (int, float))})
+    out["cost_usd"] = round(float(out["cost_usd"]), 6)
+    for key in _RUN_BUCKETS:
+        out[key] = dict(sorted(out[key].items()))
+    return out
+
+
+def _respond_run_logs(store: Store) -> tuple[list[str], list[dict[str, Any]]]:
+    """Every run of every logs/respond/<key>.jsonl (pipeline.respond.log_run), oldest
+    first by time, with the log file each came from."""
+    from pipeline.respond import RUN_LOG, read_run_log
+
+    files, runs = [], []
+    for path in sorted((store.logs_dir / RUN_LOG).glob("*.jsonl")):
+        rows = read_run_log(path)
+        if rows:
+            files.append(store.rel(path))
+            runs += [{"file": store.rel(path), **r} for r in rows]
+    runs.sort(key=lambda r: str(r.get("time", "")))
+    return files, runs
+
+
+def _respond_stats(store: Store) -> dict[str, Any]:
+    """Respond-run statistics: totals over every logged run (rejections by reason, calls,
+    tokens, cost) and the latest run. Datasets without run logs fall back on the summary
+    files older versions wrote (report/respond_summary.json, ...): summed as runs, the
+    newest file as the latest view. With run logs, summary files are not added (the build's
+    report/respond_summary.json repeats a run that is also logged)."""
+    files, runs = _respond_run_logs(store)
+    summaries = _respond_summaries(store)
+    if runs:
+        latest_run = runs[-1]
+        same = [r for r in runs if r.get("run_id") == latest_run.get("run_id")]
+        latest = {"time": latest_run.get("time"), "origin": latest_run.get("origin"),
+                  "keys": sorted({str(r.get("key")) for r in same}),
+                  **_sum_runs(same)}
+        return {"files": files, "totals": _sum_runs(runs), "latest": latest,
+                "source": "run_log"}
+    if summaries:
+        newest = max(summaries, key=lambda r: (store.root / r["file"]).stat().st_mtime)
+        return {"files": [r["file"] for r in summaries], "totals": _sum_runs(summaries),
+                "latest": {"file": newest["file"], **_sum_runs([newest])},
+                "source": "summary_files"}
+    return {"files": [], "totals": _sum_runs([]), "latest": None, "source": None}
+
+
 def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, Any]:
     """The numbers of the dataset card (also written to report/stats.json)."""
     samples: dict[str, dict[str, int]] = defaultdict(dict)
@@ -155,16 +227,8 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     c["unreadable_failure_record"] += 1
             failures[path.stem] = c
 
-    respond_runs = _respond_summaries(store)
-    rejections: Counter[str] = Counter()
-    run_cost = 0.0
-    for run in respond_runs:
-        totals = _run_totals(run)
-        for key in ("rejected", "rejections"):
-            if isinstance(totals.get(key), dict):
-                rejections.update({str(k): int(v) for k, v in totals[key].items()})
-        if isinstance(totals.get("cost_usd"), (int, float)):
-            run_cost += float(totals["cost_usd"])
+    respond_stats = _respond_stats(store)
+    run_totals = respond_stats["totals"]
 
     tasks_summary: dict[str, Any] = {}
     summary_path = store.root / "tasks" / "summary.json"
@@ -202,9 +266,12 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
         "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
-        "respond_runs": [r["file"] for r in respond_runs],
-        "respond_run_cost_usd": round(run_cost, 6),
-        "rejections": dict(rejections),
+        "respond_runs": respond_stats["files"],
+        "respond_runs_source": respond_stats["source"],
+        "respond_runs_total": run_totals,
+        "respond_latest": respond_stats["latest"],
+        "respond_run_cost_usd": run_totals["cost_usd"],
+        "rejections": run_totals["rejected"],
         "failures": {k: dict(v) for k, v in failures.items()},
         "tasks": task_counts, "answer_forms": dict(answer_forms), "pairs": pairs,
         "task_skipped": tasks_summary.get("skipped", {}),
@@ -392,6 +459,28 @@ def _order(splits: set[str]) -> list[str]:
     return sorted(splits, key=lambda s: (s != "train", s != "test", s))
 
 
+def _run_lines(stats: dict[str, Any]) -> list[str]:
+    """The Cost section's lines on respond runs: totals over all runs, then the latest."""
+    t = stats["respond_runs_total"]
+    files = ", ".join(f"`{f}`" for f in stats["respond_runs"]) or "none found"
+    kind = "run logs" if stats["respond_runs_source"] == "run_log" else "summaries"
+
+    def counts(r: dict[str, Any]) -> str:
+        return (f"{r['calls']} call(s), {r['cached']} from the cache, {r['accepted']} "
+                f"accepted, {r['failed']} failed, {r['prompt_tokens']} prompt + "
+                f"{r['completion_tokens']} completion tokens, ${r['cost_usd']:.4f}")
+
+    out = [f"- respond runs ({t['runs']}; {kind}: {files}): {counts(t)}"]
+    if t["rejected_cached"]:
+        out.append("- rejected answers replayed from the cache (counted once above): "
+                   + ", ".join(f"{k} {v}" for k, v in t["rejected_cached"].items()))
+    latest = stats.get("respond_latest")
+    if latest and stats["respond_runs_source"] == "run_log":
+        out.append(f"- latest respond run ({latest.get('origin')}, {latest.get('time')}): "
+                   f"{counts(latest)}")
+    return out
+
+
 def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     """The dataset card (Markdown) for `stats` from `collect_stats`."""
     out = [f"# Dataset card: {stats['name']}", "",
@@ -460,8 +549,7 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     out += ["## Cost", "",
             f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
             f"completion tokens, ${u['cost_usd']:.4f}",
-            f"- respond runs (summaries: {', '.join(stats['respond_runs']) or 'none found'}): "
-            f"${stats['respond_run_cost_usd']:.4f}", ""]
+            *_run_lines(stats), ""]
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
             "distortions with severities, and the first line of the accepted answer (or the "
@@ -477,9 +565,12 @@ def write_report(manifest: Manifest | None, store: Store, *,
         manifest: the build manifest (name, seed, responder); None reads what it can from
             manifest.lock.json.
         store: the dataset folder.
-        respond_summary: the respond stage's summary of this build run (rejections by
-            reason, cost); kept as report/respond_summary.json so a later `dqgen report`
-            shows it too.
+        respond_summary: the respond stage's summary of this build run; kept as
+            report/respond_summary.json (the latest build's view). The card's respond
+            totals (rejections by reason, calls, tokens, cost) come from the append-only
+            run logs logs/respond/<key>.jsonl, summed over every run, so a re-run that
+            skips everything does not hide what earlier runs rejected or spent; datasets
+            without run logs fall back on the summary files.
 
     Returns:
         {"card": path, "figures": [paths], "contact_sheet": path, "stats": stats}.

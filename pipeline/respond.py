@@ -23,7 +23,23 @@ For each sample still missing (resume), and for each ask (the first, then up to
 A sample that exhausts its attempts or re-asks becomes a FailureRecord (never the key).
 When the budget (`max_cost_usd`) would be exceeded no new call starts, in-flight calls
 finish, and the summary says `budget_reached`; a re-run continues where it stopped.
-`retry_failures(root)` re-runs exactly the samples of open failure records.
+`retry_failures(root)` re-runs exactly the samples of open failure records; for those
+samples a cached answer that fails validation is not replayed but asked anew (the new
+reply replaces the cache entry), while cached answers that pass are replayed, so an
+accepted answer is never paid twice and a plain re-run still makes zero calls.
+
+Prompt versions never mix: a sample counts as answered only by a record of the current
+`prompt_version`. Records of another version are set aside (moved, not deleted) to
+`responses/<key>/superseded/<kind>/<split>.jsonl` when a split is run, and their samples
+are asked again with the current instruction (through the cache: a request already paid
+for costs nothing). The key names the model, not the server (base_url): the same model
+name served elsewhere shares the folder and the cache; a base_url change is logged.
+
+Every run (the build's stage, `dqgen respond`, `retry-failures`, each `respond_split`
+call) appends its summary as one JSON line to `logs/respond/<key>.jsonl` (`log_run`;
+read back with `read_run_log`), which pipeline.report totals over all runs. In a summary
+`rejected` counts rejections of answers got in that run; answers replayed from the cache
+that fail again are counted in `rejected_cached` (they were counted when first paid).
 """
 
 from __future__ import annotations
@@ -34,8 +50,10 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import re
 import threading
+import uuid
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -44,7 +62,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from pipeline.manifest import Manifest, ResponderConfig
 from pipeline.ratelimit import RateLimiter
@@ -60,13 +77,19 @@ __all__ = [
     "STAGE",
     "Budget",
     "ProgressFn",
+    "RUN_LOG",
     "ResponseCache",
+    "backoff_wait",
     "cost_usd",
+    "log_run",
     "price_for",
+    "read_run_log",
     "respond",
     "respond_split",
     "retry_failures",
+    "run_log_path",
     "stage_respond",
+    "superseded_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,6 +197,15 @@ class ResponseCache:
 
 
 # the run --------------------------------------------------------------------------------
+def backoff_wait(attempt: int, *, initial: float, maximum: float, jitter: float,
+                 rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Exponential backoff with jitter after failed attempt number `attempt` (1, 2, ...):
+    `min(initial * 2 ** (attempt - 1) + uniform(0, jitter), maximum)`, the same formula as
+    tenacity's wait_exponential_jitter (whose keywords differ between versions)."""
+    exp = initial * 2.0 ** min(max(attempt - 1, 0), 60)
+    return max(0.0, min(exp + rng(0.0, max(jitter, 0.0)), maximum))
+
+
 class _BudgetStop(Exception):
     """The budget leaves no room for this call."""
 
@@ -194,6 +226,7 @@ class _Run:
         self.config = config
         self.progress = progress
         self.cache = ResponseCache(store.cache_dir)
+        self._info_checked = False
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.price = price_for(responder.model, config)
         cap = config.max_cost_usd
@@ -206,14 +239,16 @@ class _Run:
 
     # one call with the retry policy --------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt: the server's Retry-After (capped at
+        `retry_after_max_s`) when it sent one, else `backoff_wait`. A plain callable over
+        tenacity's RetryCallState, so it works with every tenacity >= 8.2."""
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return min(float(retry_after), self.config.retry_after_max_s)
-        backoff = wait_exponential_jitter(multiplier=self.config.backoff_initial_s,
-                                          max=self.config.backoff_max_s,
-                                          jitter=self.config.backoff_initial_s)
-        return backoff(state)
+        return backoff_wait(state.attempt_number, initial=self.config.backoff_initial_s,
+                            maximum=self.config.backoff_max_s,
+                            jitter=self.config.backoff_initial_s)
 
     async def _call(self, request: ResponseRequest, est_tokens: int, counts: Counter) -> Reply:
         calls = 0
@@ -242,18 +277,27 @@ class _Run:
             raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _ask(self, request: ResponseRequest, counts: Counter) -> tuple[Reply, str, float]:
-        """Reply for one request (cache, budget, limiter, retries), its hash, and the money
-        spent on it in this run (0 for a cache hit)."""
+    async def _ask(self, request: ResponseRequest, counts: Counter, *,
+                   accept: Callable[[Reply], bool] | None = None,
+                   ) -> tuple[Reply, str, float, bool]:
+        """Reply for one request (cache, budget, limiter, retries), its hash, the money
+        spent on it in this run (0 for a cache hit), and whether it came from the cache.
+
+        `accept` (set when a failed sample is retried): a cached reply it rejects is not
+        replayed; the request is asked again and the new reply replaces the cache entry.
+        An accepted cached reply is always replayed, so a good answer is never paid twice.
+        """
         responder = self.responder
         request_hash = request.hash_for(responder.model)
         if not responder.paid:
             reply = await responder.arespond(request)
-            return reply, request_hash, 0.0
+            return reply, request_hash, 0.0, False
         cached = self.cache.get(request_hash)
         if cached is not None:
-            counts["cached"] += 1
-            return cached, request_hash, 0.0  # paid for in an earlier run
+            if accept is None or accept(cached):
+                counts["cached"] += 1
+                return cached, request_hash, 0.0, True  # paid for in an earlier run
+            counts["cache_bypassed"] += 1  # a rejected answer of an earlier run: ask anew
         prompt_est = request.estimated_prompt_tokens(self.config.image_tokens)
         worst = cost_usd(Usage(prompt_tokens=prompt_est, completion_tokens=request.max_tokens),
                          self.price)
@@ -268,12 +312,23 @@ class _Run:
         finally:
             self.budget.settle(worst, actual)
         self.cache.put(request_hash, reply, request, responder.model)  # before anything else
-        return reply, request_hash, actual
+        return reply, request_hash, actual, False
+
+    def _validate(self, sample: SampleRecord, request: ResponseRequest, text: str) -> Any:
+        B = sample.image_B.distortions if sample.image_B is not None else None
+        return validate_answer(text, word_limit=request.word_limit,
+                               A=sample.image_A.distortions, B=B,
+                               judge_A_better=sample.judge.A_better_B if sample.judge else None,
+                               tolerance=self.config.word_limit_tolerance)
 
     # one sample ----------------------------------------------------------------------
     async def _sample(self, sample: SampleRecord, instruction: Instruction, rel_out: str,
                       counts: Counter, rejected: Counter, flagged: Counter,
-                      spent: list[float]) -> ResponseRecord | None:
+                      spent: list[float], *, retrying: bool = False,
+                      rejected_cached: Counter | None = None) -> ResponseRecord | None:
+        """Ask (and re-ask) for one sample. `retrying`: the sample is re-run because of an
+        open failure record, so cached answers that fail validation are asked anew instead
+        of replayed (else a retry of a rejected sample would replay the same rejections)."""
         reasons: tuple[str, ...] = ()
         max_reasks = 0 if self.responder.deterministic else self.config.max_reasks
         last_text: str | None = None
@@ -282,7 +337,12 @@ class _Run:
                 request = build_request(sample, self.store, instruction, reask=reask,
                                         reasons=reasons, extra=self.config.extra,
                                         image_detail=self.config.image_detail)
-                reply, request_hash, cost = await self._ask(request, counts)
+                accept = None
+                if retrying:
+                    def accept(reply: Reply, _request: ResponseRequest = request) -> bool:
+                        return bool(self._validate(sample, _request, reply.text).ok)
+                reply, request_hash, cost, from_cache = await self._ask(request, counts,
+                                                                        accept=accept)
             except _BudgetStop:
                 counts["budget_stopped"] += 1
                 return None
@@ -293,11 +353,7 @@ class _Run:
                 return None
             spent[0] += cost
             last_text = reply.text
-            B = sample.image_B.distortions if sample.image_B is not None else None
-            v = validate_answer(reply.text, word_limit=request.word_limit,
-                                A=sample.image_A.distortions, B=B,
-                                judge_A_better=sample.judge.A_better_B if sample.judge else None,
-                                tolerance=self.config.word_limit_tolerance)
+            v = self._validate(sample, request, reply.text)
             if v.ok:
                 flags = list(v.flags) + (["usage_estimated"] if reply.usage_estimated else [])
                 flagged.update(flags)
@@ -310,8 +366,12 @@ class _Run:
                     cost_usd=round(cost_usd(reply.usage, self.price), 8), attempts=reask + 1,
                     flags=flags, verdict=v.verdict,
                 )
-            rejected.update(v.reasons)
-            counts["rejected_answers"] += 1
+            if from_cache and rejected_cached is not None:
+                # replayed from the cache: counted when it was first answered
+                rejected_cached.update(v.reasons)
+            else:
+                rejected.update(v.reasons)
+                counts["rejected_answers"] += 1
             reasons = v.reasons
         self._fail(sample, rel_out, "rejected",
                    f"answer rejected after {max_reasks + 1} ask(s): {', '.join(reasons)}",
@@ -335,17 +395,21 @@ class _Run:
         samples = list(read_jsonl(samples_path, SampleRecord))
         out_path = store.responses_path(responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
+        version = self.config.prompt_version
         with _file_lock(out_path):
             _repair(out_path)
+            superseded = _set_aside_other_versions(store, out_path, version)
             done = {r["sample_id"] for r in read_jsonl(out_path)}
         open_failed = {f.item_id for f in store.failures(STAGE) if f.path == rel_out}
         wanted = [s for s in samples if only_ids is None or s.sample_id in only_ids]
         todo = [s for s in wanted if s.sample_id not in done
                 and (retry_failed or only_ids is not None or s.sample_id not in open_failed)]
+        retry_ids = open_failed if retry_failed else set()
         result = _SplitResult(summary={})
         result.finished = {s.sample_id for s in wanted if s.sample_id in done}
         counts: Counter = Counter()
         rejected: Counter = Counter()
+        rejected_cached: Counter = Counter()
         flagged: Counter = Counter()
         spent = [0.0]
         total = len(todo)
@@ -372,8 +436,9 @@ class _Run:
                         return
                     sample = queue.get_nowait()
                     before_failed = counts["failed"]
-                    record = await self._sample(sample, instruction, rel_out, counts,
-                                                rejected, flagged, spent)
+                    record = await self._sample(
+                        sample, instruction, rel_out, counts, rejected, flagged, spent,
+                        retrying=sample.sample_id in retry_ids, rejected_cached=rejected_cached)
                     if record is not None:
                         buffer.append(record)
                         result.finished.add(sample.sample_id)
@@ -396,8 +461,9 @@ class _Run:
         result.summary = {
             "kind": kind, "split": split, "responder": responder.name,
             "model": responder.model, "key": responder.key,
-            "prompt_version": self.config.prompt_version,
-            "samples": len(samples), "already_done": len(done & {s.sample_id for s in wanted}),
+            "prompt_version": version,
+            "samples": len(samples), "superseded": superseded,
+            "already_done": len(done & {s.sample_id for s in wanted}),
             "skipped_open_failures": len(wanted) - len(todo) - len(
                 done & {s.sample_id for s in wanted}),
             "todo": total, "accepted": counts["accepted"], "failed": counts["failed"],
@@ -405,6 +471,8 @@ class _Run:
             "retries": counts["retries"],
             "rejected": dict(sorted(rejected.items())),
             "rejected_answers": counts["rejected_answers"],
+            "rejected_cached": dict(sorted(rejected_cached.items())),
+            "cache_bypassed": counts["cache_bypassed"],
             "flagged": dict(sorted(flagged.items())),
             "errors": {k[6:]: v for k, v in sorted(counts.items()) if k.startswith("error_")},
             "prompt_tokens": counts["prompt_tokens"],
@@ -416,8 +484,20 @@ class _Run:
 
     def _write_responder_info(self) -> None:
         """responses/<key>/responder.json: the latest settings of this responder key, which
-        retry-failures runs with (never the API key: it is not part of the config)."""
+        retry-failures runs with (never the API key: it is not part of the config).
+
+        The key names the model, not the server: answers of one model name from another
+        base_url share the folder (and the cache). A change of base_url is logged."""
         path = self.store.root / "responses" / self.responder.key / "responder.json"
+        if path.exists() and not self._info_checked:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                before = json.loads(path.read_text(encoding="utf-8"))["config"].get("base_url")
+                if before != self.config.base_url:
+                    log.warning("respond: %s was answered via base_url %r, now %r; the "
+                                "answers share responses/%s/", self.responder.key,
+                                _safe_url(before), _safe_url(self.config.base_url),
+                                self.responder.key)
+        self._info_checked = True
         atomic_write_json(path, {"responder": self.responder.name, "model": self.responder.model,
                                  "key": self.responder.key,
                                  "config": self.config.model_dump(mode="json")})
@@ -450,6 +530,32 @@ def _repair(path: Path) -> None:
             if f.read(1) == b"\n":
                 return
         atomic_write_jsonl(path, list(read_jsonl(path, ResponseRecord)))
+
+
+def superseded_path(store: Store, out_path: Path) -> Path:
+    """Where answers of other prompt versions are set aside:
+    responses/<key>/superseded/<kind>/<split>.jsonl (outside the <key>/<kind>/ folders that
+    assemble and report read)."""
+    rel = out_path.relative_to(store.root / "responses")  # <key>/<kind>/<split>.jsonl
+    key, rest = rel.parts[0], rel.parts[1:]
+    return store.root / "responses" / key / "superseded" / Path(*rest)
+
+
+def _set_aside_other_versions(store: Store, out_path: Path, version: str) -> int:
+    """Move the records of a prompt version other than `version` out of the responses file
+    (appended to `superseded_path`, then the file rewritten atomically), so one responses
+    file never mixes prompt versions and those samples count as not answered yet. Returns
+    how many were moved. Call under the file's lock."""
+    rows = list(read_jsonl(out_path))  # plain dicts: cheap when nothing is to move
+    if all(r.get("prompt_version") == version for r in rows):
+        return 0
+    records = [ResponseRecord.model_validate(r) for r in rows]
+    other = [r for r in records if r.prompt_version != version]
+    log.info("respond: %d answer(s) of another prompt version set aside from %s (now %s)",
+             len(other), out_path, version)
+    append_jsonl(superseded_path(store, out_path), other)
+    atomic_write_jsonl(out_path, [r for r in records if r.prompt_version == version])
+    return len(other)
 
 
 def _finalize(out_path: Path, order: list[str]) -> None:
@@ -488,7 +594,8 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
-                progress: ProgressFn | None, budget: Budget | None) -> list[_SplitResult]:
+                progress: ProgressFn | None, budget: Budget | None, origin: str,
+                run_id: str | None = None) -> list[_SplitResult]:
     run = _Run(store, responder, config, progress, budget)
     results = []
     try:
@@ -498,7 +605,77 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                                            retry_failed=retry_failed))
     finally:
         await responder.aclose()
+    if results:
+        log_run(store, responder, config, _combine([r.summary for r in results]),
+                origin=origin, run_id=run_id)
     return results
+
+
+# the run log ----------------------------------------------------------------------------
+RUN_LOG = "respond"  # logs/respond/<key>.jsonl
+
+
+def read_run_log(path: Path) -> list[dict[str, Any]]:
+    """The runs of one run log, oldest first; lines a killed run left torn are skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def run_log_path(store: Store, key: str) -> Path:
+    """logs/respond/<key>.jsonl: one JSON line per respond run of that responder key.
+
+    Under logs/ (Store.logs_dir): a history, left out of the lock and of the
+    byte-identity of builds, since a resumed build has more runs than an uninterrupted one.
+    """
+    return store.logs_dir / RUN_LOG / f"{key}.jsonl"
+
+
+def _safe_url(url: str | None) -> str | None:
+    """A base_url without user:password@ (never written or logged)."""
+    return re.sub(r"//[^/@]*@", "//", url) if url else url
+
+
+def log_run(store: Store, responder: Responder, config: ResponderConfig,
+            result: dict[str, Any], *, origin: str, run_id: str | None = None) -> None:
+    """Append one run's summary to `run_log_path` (append-only; one write of one line under
+    the file's lock, after a newline if a killed run left a torn line), so rejections,
+    calls, tokens and cost of every run survive later runs (pipeline.report totals them).
+
+    Line: {"run_id", "time", "origin" ("build", "respond", "retry-failures", ...), "key",
+    "responder", "model", "prompt_version", "base_url", "splits", "totals",
+    "budget_reached"}."""
+    row = {"run_id": run_id or uuid.uuid4().hex,
+           "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+           "origin": origin, "key": responder.key, "responder": responder.name,
+           "model": responder.model, "prompt_version": config.prompt_version,
+           "base_url": _safe_url(config.base_url), **result}
+    data = (json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+    path = run_log_path(store, responder.key)
+    with _file_lock(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size:
+                with open(path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        data = b"\n" + data  # finish a torn line; readers skip it
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _resolve(manifest: Manifest | None, config: ResponderConfig | None,
@@ -520,7 +697,7 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
                   responder: Responder | None = None, config: ResponderConfig | None = None,
                   only_ids: Iterable[str] | None = None, retry_failed: bool = False,
                   progress: ProgressFn | None = None, budget: Budget | None = None,
-                  ) -> dict[str, Any]:
+                  origin: str = "respond_split") -> dict[str, Any]:
     """Answer every sample of one kind and split that has no accepted response yet.
 
     Idempotent and resumable: a re-run skips answered samples, and paid answers come from
@@ -538,6 +715,7 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
         retry_failed: also redo samples with open failure records.
         progress: called as progress(kind, split, done, total).
         budget: a Budget shared by several calls (default: a new one with max_cost_usd).
+        origin: what ran it, written to the run log (logs/respond/<key>.jsonl).
 
     Returns:
         A small JSON-able summary: samples, already_done, todo, accepted, failed, remaining,
@@ -547,15 +725,17 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
     config, responder = _resolve(manifest, config, responder)
     ids = set(only_ids) if only_ids is not None else None
     results = _run_sync(_arun(store, responder, config, [(kind, split, ids)],
-                              retry_failed=retry_failed, progress=progress, budget=budget))
+                              retry_failed=retry_failed, progress=progress, budget=budget,
+                              origin=origin))
     return results[0].summary
 
 
 def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = None,
             splits: Iterable[str] | None = None, responder: Responder | None = None,
             config: ResponderConfig | None = None, retry_failed: bool = False,
-            progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Run the stage over several kinds and splits with one responder and one budget.
+            progress: ProgressFn | None = None, origin: str = "respond") -> dict[str, Any]:
+    """Run the stage over several kinds and splits with one responder and one budget; the
+    combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
 
     Returns:
         {"splits": [summary per split], "totals": summed counts, "budget_reached": bool}
@@ -566,7 +746,7 @@ def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = N
     targets = [(k, s, None) for k in kinds for s in splits
                if store.samples_path(k, s).exists()]
     results = _run_sync(_arun(store, responder, config, targets, retry_failed=retry_failed,
-                              progress=progress, budget=None))
+                              progress=progress, budget=None, origin=origin))
     return _combine([r.summary for r in results])
 
 
@@ -591,8 +771,13 @@ _RESPONSES_PATH = re.compile(r"^responses/([^/]+)/([^/]+)/([^/]+)\.jsonl$")
 
 def retry_failures(root: Path | str, *, responder: Responder | None = None,
                    config: ResponderConfig | None = None,
-                   progress: ProgressFn | None = None) -> dict[str, Any]:
+                   progress: ProgressFn | None = None,
+                   origin: str = "retry-failures") -> dict[str, Any]:
     """Re-run exactly the samples of open records in `failures/respond.jsonl`.
+
+    A sample that failed validation is asked anew: its cached answers that the validator
+    rejects are not replayed (new calls replace them in the cache); cached answers that
+    pass are replayed, so nothing accepted is paid twice.
 
     Each record's `path` names the responses file (responder key, kind, split); the
     responder settings come from `responses/<key>/responder.json` (written by the stage)
@@ -612,6 +797,7 @@ def retry_failures(root: Path | str, *, responder: Responder | None = None,
             groups.setdefault(f.path, set()).add(f.item_id)
     summaries: list[dict[str, Any]] = []
     finished: dict[str, set[str]] = {}
+    run_id = uuid.uuid4().hex  # one id over the responder keys of this retry
     for rel, ids in groups.items():
         m = _RESPONSES_PATH.match(rel)
         assert m is not None
@@ -629,7 +815,8 @@ def retry_failures(root: Path | str, *, responder: Responder | None = None,
             msg = f"{rel}: responder key {key!r} but the settings give {resp.key!r}"
             raise ValueError(msg)
         results = _run_sync(_arun(store, resp, cfg, [(kind, split, ids)], retry_failed=True,
-                                  progress=progress, budget=None))
+                                  progress=progress, budget=None, origin=origin,
+                                  run_id=run_id))
         summaries.append(results[0].summary)
         finished[rel] = results[0].finished
     after = store.failures(STAGE)
@@ -666,7 +853,7 @@ def stage_respond(ctx: Any) -> dict[str, Any]:
             progress.advance(key, 1)
 
     result = respond(ctx.manifest, ctx.store, kinds=ctx.kinds, splits=ctx.splits,
-                     progress=report)
+                     progress=report, origin="build")
     out: dict[str, Any] = {}
     for s in result["splits"]:
         out[f"{s['kind']}/{s['split']}"] = {

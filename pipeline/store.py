@@ -48,6 +48,9 @@ __all__ = ["FILE_MODE", "Store", "append_jsonl", "atomic_write_bytes", "atomic_w
 M = TypeVar("M", bound=BaseModel)
 
 
+LOGS_DIR = "logs"  # run history, not an output (see Store.logs_dir)
+
+
 def _read_umask() -> int:
     """The process umask, read without changing it where the OS allows."""
     try:
@@ -177,6 +180,12 @@ class Store:
 
     def failures_path(self, stage: str) -> Path:
         return self.root / "failures" / f"{stage}.jsonl"
+
+    @property
+    def logs_dir(self) -> Path:
+        """logs/: the history of runs (append-only). Not a dataset output: it differs between
+        a build and the same build resumed, so the lock and reproducibility leave it out."""
+        return self.root / LOGS_DIR
 
     @property
     def report_dir(self) -> Path:

@@ -117,7 +117,8 @@ def respond_cmd(
 
     Paid answers are cached by request hash (a re-run makes no call), validated (bad
     answers are asked again a bounded number of times), and failures are logged in
-    failures/respond.jsonl. The API key is read only from the OPENAI_API_KEY variable.
+    failures/respond.jsonl. Each run's summary is appended to logs/respond/<key>.jsonl
+    (the report totals them). The API key is read only from the OPENAI_API_KEY variable.
     """
     from pipeline.manifest import ManifestError, load_manifest
     from pipeline.respond import respond
@@ -152,7 +153,7 @@ def respond_cmd(
     try:
         with bars.progress:
             result = respond(m, store, kinds=kind_list, splits=split_list, config=config,
-                             retry_failed=retry_failed, progress=bars)
+                             retry_failed=retry_failed, progress=bars, origin="dqgen respond")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     console.print(summary_table(f"dqgen respond {m.name} ({config.kind})", result))
@@ -168,7 +169,8 @@ def retry_failures_cmd(
     settings they were first run with (responses/<key>/responder.json).
 
     Retried records move to failures/respond.retried.jsonl; samples that fail again are
-    listed anew in failures/respond.jsonl.
+    listed anew in failures/respond.jsonl. Cached answers that fail validation are asked
+    anew (accepted ones are never paid twice); the run is logged in logs/respond/<key>.jsonl.
     """
     from pipeline.respond import retry_failures
     from pipeline.store import Store
@@ -180,7 +182,7 @@ def retry_failures_cmd(
     bars = _Bars()
     try:
         with bars.progress:
-            result = retry_failures(directory, progress=bars)
+            result = retry_failures(directory, progress=bars, origin="dqgen retry-failures")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     console.print(summary_table(f"dqgen retry-failures {directory}", result))

@@ -79,14 +79,15 @@ def load(path: Path) -> Manifest:
 def tree_digest(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """sha256 of every output file under `root` (relative POSIX path -> hex).
 
-    Hidden files are left out, as in the lock: they are write temps and other stages'
-    lock files, not outputs (tests check separately that no temp file is left behind).
+    Hidden files and logs/ are left out, as in the lock: write temps, other stages' lock
+    files and the run history are not outputs (tests check separately that no temp file is left behind).
     """
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         hidden = any(part.startswith(".") for part in Path(rel).parts)
-        if path.is_file() and rel not in skip and not hidden:
+        history = rel.startswith("logs/")  # run history, not an output (Store.logs_dir)
+        if path.is_file() and rel not in skip and not hidden and not history:
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 

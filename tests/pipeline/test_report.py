@@ -109,9 +109,10 @@ def test_report_lists_human_pairs(tmp_path) -> None:
         ComparisonPair(pair_id="kadid-1", split="train", image_ref="references/ref0.png",
                        image_A="references/ref1.png", image_B="references/ref2.png",
                        A_better_B=True, provenance="human", judge="human:kadid10k")])
-    assemble_tasks(manifest, store)
+    # pairs join the tasks only from the manifest's sources or tasks.pair_sources
     manifest = manifest.model_copy(update={"tasks": manifest.tasks.model_copy(
-        update={"contact_sheet_samples": 3})})
+        update={"contact_sheet_samples": 3, "pair_sources": ["kadid10k"]})})
+    assemble_tasks(manifest, store)
     result = write_report(manifest, store)
     card = (store.report_dir / "README.md").read_text()
     assert "| kadid10k | train | 1 |" in card
