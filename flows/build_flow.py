@@ -18,8 +18,11 @@ then a 2 s client back-off). Measured on the demo with 2 workers: 21 s with four
 concurrent kind sub-flows against 7 s for the bare run. The kind flows remain the
 per-kind deployments (flows/kind_flows.py).
 
-`assemble_flow` is the "assembly" deployment: assemble, report and lock over all kinds
-after the kind deployments ran. `run_build_flow` is the Python entry the CLI uses: it
+`assemble_flow` is the "assembly" deployment: labels, assemble, report and lock over all
+kinds after the kind deployments ran. The kind flows do not read the manifest's
+human-labelled `sources`; the assembly flow does (the labels stage, idempotent: it
+rewrites only what changed), so kind deployments + assembly give the same task files as
+`dqgen build`. `run_build_flow` is the Python entry the CLI uses: it
 checks the arguments before any run starts, picks the task runner, and handles Prefect's
 ephemeral mode.
 """
@@ -58,7 +61,8 @@ __all__ = ["assemble_flow", "build_dataset", "run_build_flow"]
 
 log = logging.getLogger(__name__)
 
-_ASSEMBLY_STAGES = ("assemble", "report", "lock")
+# labels first: the human-labelled pairs the brief comparison tasks take (kind flows skip it)
+_ASSEMBLY_STAGES = ("labels", "assemble", "report", "lock")
 
 
 def _kinds_and_splits(m: Manifest, kinds: Sequence[str] | None,
@@ -120,7 +124,10 @@ def build_dataset(
       validate_parameters=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def assemble_flow(manifest: ManifestParam = None, split: str | None = None,
                   out: str | None = None) -> dict[str, Any]:
-    """Assembly: task files (and exports), report and lock over all kinds of the manifest.
+    """Assembly: labels, task files (and exports), report and lock over all kinds.
+
+    The labels stage reads the manifest's human-labelled `sources` (pairs/<dataset>/ for
+    refAB_brief and AB_brief); a re-run rewrites nothing that did not change.
 
     Args:
         manifest: manifest file path (empty: the embedded demo) or resolved manifest dict.

@@ -1,9 +1,11 @@
 """Helpers shared by the flows: manifest parameters, run names, and the run summary.
 
-A flow's `manifest` parameter is a path to a manifest file (what a deployment run gets,
-relative to the served process's working directory), the resolved manifest as a dict
-(what `dqgen build` and the parent flow pass, so a sub-flow sees exactly the parent's
-manifest), or empty for the embedded demo (data_manifest/demo.yaml).
+A flow's `manifest` parameter is a path to a manifest file (what a deployment run gets;
+a relative path is read from the working directory of the process running the flow, so
+deployment runs should pass absolute paths), the resolved manifest as a dict (what
+`dqgen build` and the parent flow pass, so a sub-flow sees exactly the parent's
+manifest), or empty for the embedded demo (data_manifest/demo.yaml inside the installed
+package: the deployments' default, found from any working directory).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.tasks import tally
-from pipeline.manifest import Manifest, load_manifest
+from pipeline.manifest import Manifest, ManifestError, load_manifest
 
 __all__ = [
     "ManifestParam",
@@ -37,7 +39,8 @@ def load_manifest_param(manifest: ManifestParam) -> Manifest:
     """The Manifest a flow parameter names (see module docstring).
 
     Raises:
-        ManifestError: a file that cannot be read or does not validate.
+        ManifestError: a file that cannot be read or does not validate (a relative path
+            that is not found names the working directory it was looked for in).
         pydantic.ValidationError: a dict that does not validate.
     """
     if isinstance(manifest, Manifest):
@@ -48,7 +51,13 @@ def load_manifest_param(manifest: ManifestParam) -> Manifest:
         ref = importlib.resources.files("data_manifest") / "demo.yaml"
         with importlib.resources.as_file(ref) as path:
             return load_manifest(path)
-    return load_manifest(Path(manifest))
+    path = Path(manifest).expanduser()
+    if not path.is_absolute() and not path.exists():
+        msg = (f"{manifest}: manifest not found in the working directory {Path.cwd()} of "
+               f"the process running this flow; pass an absolute path (or leave "
+               f"`manifest` empty for the embedded demo)")
+        raise ManifestError(msg)
+    return load_manifest(path)
 
 
 def output_dir(manifest: Manifest, out: str | None) -> str:

@@ -5,6 +5,8 @@ entrypoints (flows/prefect.yaml), parameterised by manifest and split. Run alone
 (`standalone=True`, the default) a kind flow does the whole chain for its kind and writes
 the lock; with `standalone=False` it only plans and synthesises (+ judges).
 `build_dataset` (flows/build_flow.py) runs the same graph for all kinds at once.
+The manifest's human-labelled `sources` are not a kind: the assembly flow
+(`assemble_flow`) and `build_dataset` read them (labels stage), the kind flows do not.
 
 Synthesis judges the pairs of refAB kinds inside each chunk, while the pixels are in memory
 (pipeline/synthesize.py), so "judge" is part of the synthesis tasks here too.

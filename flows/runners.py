@@ -10,8 +10,14 @@ the spec the flows use:
   the demo's synthesis chunks on 2 threads ran 1.8x faster than on one).
 * ``dask``: prefect-dask's `DaskTaskRunner`. Without an address a `LocalCluster` of
   `workers` single-threaded worker processes is started once for the whole build;
-  with `--dask-address tcp://host:8786` an existing scheduler is used, so a multi-machine build needs no code change (the workers must be
-  able to import `dqgen` and reach the dataset folder and the Prefect API).
+  with `--dask-address tcp://host:8786` an existing scheduler is used, so a multi-machine
+  build needs no code change (the workers must be able to import `dqgen` and reach the
+  dataset folder and the Prefect API).
+
+The dask runner needs the `dask` extra (dask, distributed, prefect-dask). Every import of
+those goes through `dask_modules()`, which raises `DaskNotInstalledError` naming
+`pip install 'dqgen[dask]'`; a `RunnerSpec(runner="dask")` checks it when it is made, so
+the CLI refuses the option before any run starts.
 
 Dask workers report their task runs to the Prefect API themselves. In Prefect's ephemeral
 mode (no PREFECT_API_URL) each worker process would otherwise start a private temporary
@@ -20,23 +26,65 @@ server; `compute` pins the API URL of the flow's own server for the workers inst
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ContextManager
+from types import ModuleType
+from typing import Any, ContextManager, NamedTuple
 
 __all__ = [
+    "DASK_INSTALL",
     "RUNNERS",
+    "DaskModules",
+    "DaskNotInstalledError",
     "RunnerSpec",
     "api_url_for_workers",
     "compute",
+    "dask_modules",
     "local_cluster_kwargs",
 ]
 
 log = logging.getLogger(__name__)
 
 RUNNERS: tuple[str, ...] = ("threads", "dask")
+DASK_INSTALL = "pip install 'dqgen[dask]'"
+
+
+class DaskNotInstalledError(ImportError, ValueError):
+    """The dask runner was chosen but the `dask` extra is not (fully) installed.
+
+    An ImportError, and a ValueError like any other runner choice this installation cannot
+    honour (the CLI reports those as a one-line error, without a traceback).
+    """
+
+
+class DaskModules(NamedTuple):
+    """The modules of the `dask` extra, imported."""
+
+    dask: ModuleType
+    distributed: ModuleType
+    prefect_dask: ModuleType
+
+
+def dask_modules() -> DaskModules:
+    """Import dask, distributed and prefect_dask: the one place the flows import them.
+
+    Raises:
+        DaskNotInstalledError: one of them cannot be imported; the message names it and
+            `pip install 'dqgen[dask]'`.
+    """
+    mods: dict[str, ModuleType] = {}
+    for name in DaskModules._fields:
+        try:
+            mods[name] = importlib.import_module(name)
+        except ImportError as err:
+            package = name.replace("_", "-")
+            msg = (f"the dask runner needs dask, distributed and prefect-dask; {package} "
+                   f"cannot be imported ({err}): {DASK_INSTALL}")
+            raise DaskNotInstalledError(msg, name=name) from err
+    return DaskModules(**mods)
 
 
 @dataclass(frozen=True)
@@ -57,6 +105,8 @@ class RunnerSpec:
         if self.dask_address is not None and self.runner != "dask":
             msg = f"dask_address {self.dask_address!r} needs runner 'dask', got {self.runner!r}"
             raise ValueError(msg)
+        if self.runner == "dask":
+            dask_modules()  # DaskNotInstalledError now, not a traceback once a run started
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | RunnerSpec | None) -> RunnerSpec:
@@ -73,11 +123,7 @@ class RunnerSpec:
             from prefect.task_runners import ThreadPoolTaskRunner
 
             return ThreadPoolTaskRunner(max_workers=self.workers)
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError as err:  # pragma: no cover - the dask extra is not installed
-            msg = "the dask runner needs prefect-dask: pip install 'dqgen[dask]'"
-            raise ImportError(msg) from err
+        DaskTaskRunner = dask_modules().prefect_dask.DaskTaskRunner  # noqa: N806
         if self.dask_address:
             return DaskTaskRunner(address=self.dask_address)
         return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(self.workers))
@@ -124,17 +170,19 @@ def compute(spec: RunnerSpec) -> Iterator[RunnerSpec]:
     threads: nothing to open. dask without an address: a LocalCluster for the whole
     build (the yielded spec carries its scheduler address). dask: the API URL pinned for
     the workers (see module docstring).
+
+    Raises:
+        DaskNotInstalledError: runner "dask" without the dask extra.
     """
     if spec.runner == "threads":
         yield spec
         return
+    mods = dask_modules()
     with _pin_api_url():
         if spec.dask_address:
             yield spec
             return
-        import dask
-        import distributed
-
+        dask, distributed = mods.dask, mods.distributed
         # Worker chatter (nanny start/stop lines) would drown the build's own log.
         with dask.config.set({"distributed.logging.distributed": "warning"}):
             _quiet_distributed()

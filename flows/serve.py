@@ -28,11 +28,16 @@ def deployment_entries(prefect_file: Path | str = PREFECT_FILE) -> list[dict[str
     """The `deployments` entries of a prefect.yaml.
 
     Raises:
-        ValueError: the file has no `deployments` list, or an entry lacks name/entrypoint.
+        ValueError: the file is not YAML, has no `deployments` list, or an entry lacks
+            name/entrypoint.
     """
     path = Path(prefect_file)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    entries = data.get("deployments")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        msg = f"{path}: not a valid YAML file: {err}".replace("\n", " ")
+        raise ValueError(msg) from err
+    entries = data.get("deployments") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         msg = f"{path}: no `deployments` list"
         raise ValueError(msg)
@@ -87,12 +92,14 @@ def serve_deployments(prefect_file: Path | str = PREFECT_FILE, *,
     """Serve the deployments until interrupted (needs PREFECT_API_URL: a running server).
 
     Raises:
+        ValueError: the deployments file is not valid (checked first).
         RuntimeError: PREFECT_API_URL is not set (a served deployment needs a server that
             outlives this process, to be triggered from the CLI or the UI).
     """
     from prefect import serve
     from prefect.settings import PREFECT_API_URL
 
+    deployment_entries(prefect_file)  # a broken file is reported before the server check
     if not PREFECT_API_URL.value():
         msg = ("PREFECT_API_URL is not set: start a server (prefect server start) and "
                "export PREFECT_API_URL=http://127.0.0.1:4200/api")

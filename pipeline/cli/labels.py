@@ -9,17 +9,35 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pipeline.cli._app import app, console, fail
 
-__all__ = ["labels_app"]
+__all__ = ["labels_app", "labels_help"]
 
-labels_app = typer.Typer(
-    help="Human-labelled IQA datasets (BAPPS, PIPAL, KADID-10k, TID2013, KonIQ-10k, SPAQ, "
-    "LIVE Challenge, AGIQA-3k, AIGCIQA2023): read their label files, build splits and "
-    "instant-rating pairs.",
-    no_args_is_help=True,
-)
+
+def labels_help() -> str:
+    """The `dqgen labels` help text, listing every dataset of the adapter registry."""
+    from pipeline.labels import ADAPTERS, adapter_names
+
+    titles = ", ".join(ADAPTERS[name].title for name in adapter_names())
+    return (f"Human-labelled IQA datasets ({titles}): read their label files, build splits "
+            f"and instant-rating pairs.")
+
+
+class _LabelsGroup(TyperGroup):
+    """`dqgen labels`: help text built from the registry when shown (no import cost at start)."""
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        return labels_help()
+
+    @help.setter
+    def help(self, _value: str | None) -> None:  # click sets it in __init__; it is derived
+        pass
+
+
+labels_app = typer.Typer(cls=_LabelsGroup, no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
 
 

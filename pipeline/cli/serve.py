@@ -37,18 +37,22 @@ def serve(
 
     Needs a Prefect server: `prefect server start`, then
     `export PREFECT_API_URL=http://127.0.0.1:4200/api`. Trigger runs from the UI or with
-    `prefect deployment run 'refA_sd/dqgen' --param manifest=data_manifest/demo.yaml`.
+    `prefect deployment run 'refA_sd/dqgen' --param manifest=/abs/path/manifest.yaml`
+    (no manifest: the embedded demo; a relative path is read from this process's folder).
     """
     from flows.runners import RunnerSpec
     from flows.serve import PREFECT_FILE, serve_deployments
 
     if dask_address:
         runner = "dask"
+    path = prefect_file or PREFECT_FILE
+    if not Path(path).is_file():
+        fail(f"{path}: deployments file not found")
     try:
+        # a missing dask extra is a ValueError too (flows.runners.DaskNotInstalledError)
         spec = RunnerSpec(runner=runner, workers=workers, dask_address=dask_address)
-        path = prefect_file or PREFECT_FILE
-        if not Path(path).is_file():
-            fail(f"{path}: deployments file not found")
         serve_deployments(path, spec=spec, names=list(flows) if flows else None, limit=limit)
+    except typer.Exit:  # click's Exit is a RuntimeError: never report it as an error
+        raise
     except (ValueError, RuntimeError) as err:
         fail(str(err))

@@ -5,13 +5,19 @@ Layout (as downloaded): `<root>/mos_with_names.txt`, lines `<mos> <name>` (e.g.
 `reference_images/` (`I01.BMP`). The reference of `i01_01_1.bmp` is the part before the
 first `_` (`I01`); files are matched case-insensitively because the release mixes cases.
 MOS is on 0..9, higher = better. Normalised score: `mos / 9`.
+
+`mos_std.txt` (one standard deviation per line, in the order of `mos.txt` and
+`mos_with_names.txt`), when present beside the label file, gives each image its `std`
+label (line n of `mos_std.txt` belongs to line n of `mos_with_names.txt`). A std file whose
+line count differs from the label file's is one failure and is not used (its lines could
+not be matched); an unreadable std value is a bad row.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.labels._io import Collector, FileIndex, find_file, read_text
+from pipeline.labels._io import Collector, DatasetLayoutError, FileIndex, find_file, read_text
 from pipeline.labels.records import Scale
 from pipeline.labels.registry import LabelSet, register_adapter
 
@@ -26,7 +32,7 @@ _REF_EXTS = (".bmp", ".png", ".tif", ".tiff")
     "tid2013",
     title="TID2013",
     kind="fr",
-    layout="`mos_with_names.txt` (`<mos> <name>` lines); `distorted_images/`, "
+    layout="`mos_with_names.txt` (`<mos> <name>` lines; + `mos_std.txt`); `distorted_images/`, "
     "`reference_images/` (case-insensitive)",
     rule=RULE,
     split="reference",
@@ -40,7 +46,9 @@ def read_tid2013(root: Path) -> LabelSet:
     dist_dir = files.first_dir(["distorted_images"]) or "distorted_images"
     ref_dir = files.first_dir(["reference_images"]) or "reference_images"
     col = Collector("tid2013", root, label_file)
-    for row, line in enumerate(read_text(label_file).splitlines(), start=1):
+    lines = read_text(label_file).splitlines()
+    std = _std_lines(root, label_file, lines, col)
+    for row, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -50,6 +58,9 @@ def read_tid2013(root: Path) -> LabelSet:
         mos = col.number(row, parts[0], "mos")
         if mos is None:
             continue
+        labels: dict[str, float | None] = {"mos": mos}
+        if std is not None:
+            labels["std"] = col.number(row, std[row - 1], "mos_std.txt", required=False)
         name = parts[1]
         stem_parts = Path(name).stem.split("_")
         ref_id = stem_parts[0].upper()
@@ -71,7 +82,7 @@ def read_tid2013(root: Path) -> LabelSet:
             row,
             image_id=name.lower(),
             path=files.find(f"{dist_dir}/{name}"),
-            labels={"mos": mos},
+            labels=labels,
             label="mos",
             scale=SCALE,
             rule=RULE,
@@ -80,3 +91,34 @@ def read_tid2013(root: Path) -> LabelSet:
             attributes=attributes,
         )
     return col.out
+
+
+def _content_lines(lines: list[str]) -> int:
+    """The number of lines up to the last non-blank one (trailing blank lines ignored)."""
+    n = len(lines)
+    while n and not lines[n - 1].strip():
+        n -= 1
+    return n
+
+
+def _std_lines(root: Path, label_file: Path, lines: list[str], col: Collector) -> list[str] | None:
+    """The lines of `mos_std.txt` beside the label file, one per label line, or None.
+
+    None when there is no std file, or when its line count differs from the label file's
+    (recorded as one failure naming both counts).
+    """
+    try:
+        std_file = find_file(label_file.parent, ["mos_std.txt"], "TID2013 std file")
+    except DatasetLayoutError:
+        return None
+    std = read_text(std_file).splitlines()
+    want, got = _content_lines(lines), _content_lines(std)
+    if got != want:
+        col.fail_at(
+            std_file.relative_to(root).as_posix(),
+            "bad_row",
+            f"{got} std values for the {want} lines of {label_file.name}; std not used",
+            std_file,
+        )
+        return None
+    return std + [""] * (len(lines) - len(std))

@@ -12,8 +12,10 @@ from pipeline.cli import app
 
 
 def _files(root: Path) -> dict[str, bytes]:
+    """Every output file; logs/ (the run history, see Store.logs_dir) is not an output."""
     return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).parts[0] != "logs"}
 
 
 def _same_tree(a: Path, b: Path) -> None:
@@ -158,3 +160,44 @@ tasks: {{report: false}}
     assert rows["synthesize"]["done"] == 3
     failure = json.loads((out / "failures" / "ingest.jsonl").read_text().splitlines()[0])
     assert failure["item_id"] == "bad.png"
+
+
+def test_kind_deployments_then_assembly_read_the_human_sources(tmp_path: Path) -> None:
+    """A mixed manifest run as a kind flow + the assembly flow gets the human pairs too."""
+    from flows.build_flow import assemble_flow
+    from flows.kind_flows import refA_sd_flow
+    from tests.pipeline.labels.fixtures import make_kadid10k
+
+    make_kadid10k(tmp_path / "kadid")
+    manifest = tmp_path / "mixed.yaml"
+    manifest.write_text("""\
+name: mixed
+seed: 5
+references: {root: "@skimage", splits: {train: [astronaut.png, coffee.png]}}
+resize: {short_side: 48}
+counts: {refA_sd: {train: 2}}
+responder: {kind: template}
+tasks: {report: false}
+sources:
+  - {dataset: kadid10k, root: kadid}
+""", encoding="utf-8")
+    out = tmp_path / "flows"
+    kind = refA_sd_flow(manifest=str(manifest), out=str(out))
+    assert "labels" not in kind and not (out / "pairs").exists()  # kinds skip the sources
+    summary = assemble_flow(manifest=str(manifest), out=str(out))
+    assert summary["labels"]["kadid10k"]["pairs"] > 0
+    assert len(json.loads((out / "tasks" / "refA_brief_sd" / "train.json").read_text())) == 2
+    for task in ("AB_brief", "refAB_brief"):
+        recs = json.loads((out / "tasks" / task / "train.json").read_text())
+        assert recs and {r["dataset"] for r in recs} == {"kadid10k"}
+    before = _files(out)
+    assemble_flow(manifest=str(manifest), out=str(out))  # idempotent: nothing rewritten
+    assert _files(out) == before
+
+    bare = tmp_path / "bare"  # the same task files as `dqgen build`
+    res = CliRunner().invoke(app, ["build", str(manifest), "--no-prefect", "--out", str(bare)])
+    assert res.exit_code == 0, res.output
+    for task in ("AB_brief", "refAB_brief", "refA_brief_sd"):
+        for split_file in sorted((bare / "tasks" / task).glob("*.json")):
+            rel = split_file.relative_to(bare)
+            assert (out / rel).read_bytes() == split_file.read_bytes(), rel

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+from typer.testing import CliRunner
 
 from flows.common import artifact_key, load_manifest_param, manifest_label, summary_rows
-from flows.runners import RunnerSpec, local_cluster_kwargs
+from flows.runners import (
+    DaskNotInstalledError,
+    RunnerSpec,
+    compute,
+    dask_modules,
+    local_cluster_kwargs,
+)
 from flows.serve import deployment_entries, flow_from_entrypoint
 from flows.tasks import tally
+from pipeline.cli import app
+from pipeline.manifest import ManifestError
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
 
 
 def test_prefect_yaml_has_one_deployment_per_kind_plus_assembly() -> None:
@@ -65,3 +81,65 @@ def test_names() -> None:
     assert load_manifest_param(None).name == "demo"  # the embedded demo
     m = load_manifest_param(None)
     assert load_manifest_param(m.model_dump(mode="json")) == m
+
+
+def test_deployments_default_to_the_embedded_demo_from_any_folder(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    for entry in deployment_entries():
+        assert entry["parameters"]["manifest"] is None  # not a path relative to some cwd
+    monkeypatch.chdir(tmp_path)  # a serving process started anywhere
+    assert load_manifest_param(None).name == "demo"
+    with pytest.raises(ManifestError, match="not found in the working directory") as err:
+        load_manifest_param("data_manifest/demo.yaml")
+    assert str(tmp_path) in str(err.value) and "absolute path" in str(err.value)
+    (tmp_path / "m.yaml").write_text("name: here\nsources: []\n")
+    assert load_manifest_param("m.yaml").name == "here"  # relative to the cwd when there
+
+
+def test_serve_missing_prefect_file_is_one_error_line() -> None:
+    res = CliRunner().invoke(app, ["serve", "--prefect-file", "/nope.yaml"])
+    assert res.exit_code == 2, res.output
+    assert _error_lines(res.output) == ["error: /nope.yaml: deployments file not found"]
+    assert "error: 2" not in res.output
+
+
+def test_serve_bad_prefect_file_is_one_error_line(tmp_path: Path) -> None:
+    bad = tmp_path / "prefect.yaml"
+    bad.write_text("deployments: [unclosed\n")
+    res = CliRunner().invoke(app, ["serve", "--prefect-file", str(bad)])
+    assert res.exit_code == 2, res.output
+    lines = _error_lines(res.output)
+    assert len(lines) == 1 and "not a valid YAML file" in lines[0]
+
+
+@pytest.mark.parametrize("missing", ["dask", "distributed", "prefect_dask"])
+def test_dask_runner_without_the_dask_extra(missing: str, monkeypatch) -> None:
+    installed = RunnerSpec(runner="dask", workers=2)  # made while the extra is importable
+    monkeypatch.setitem(sys.modules, missing, None)  # `import <missing>` now fails
+    for call in (dask_modules, lambda: RunnerSpec(runner="dask"), installed.task_runner,
+                 lambda: compute(installed).__enter__()):
+        with pytest.raises(DaskNotInstalledError, match=r"pip install 'dqgen\[dask\]'") as err:
+            call()
+        assert err.value.name == missing and missing.replace("_", "-") in str(err.value)
+        assert isinstance(err.value, ImportError) and isinstance(err.value, ValueError)
+    assert RunnerSpec().task_runner().__class__.__name__ == "ThreadPoolTaskRunner"
+    with compute(RunnerSpec()) as spec:  # threads never touch dask
+        assert spec.runner == "threads"
+
+    res = CliRunner().invoke(app, ["serve", "--runner", "dask"])
+    assert res.exit_code == 2, res.output
+    lines = _error_lines(res.output)
+    assert len(lines) == 1 and "pip install 'dqgen[dask]'" in lines[0], res.output
+    assert "Traceback" not in res.output
+
+
+def test_build_with_dask_runner_without_the_extra(tiny_manifest: Path, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["build", str(tiny_manifest), "--runner", "dask",
+                                   "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = _error_lines(res.output)
+    assert len(lines) == 1 and "pip install 'dqgen[dask]'" in lines[0], res.output
+    assert not out.exists()  # refused before any run started

@@ -62,7 +62,9 @@ def test_served_deployment_run(prefect_server: dict, tiny_manifest: Path,
             _wait_for_deployment(client, "refA_sd/dqgen", serve, serve_log)
             dep = client.read_deployment_by_name("refA_sd/dqgen")
             assert set(dep.tags) == {"dqgen", "refA_sd"}
-            assert dep.parameters["manifest"] == "data_manifest/demo.yaml"
+            # default: the embedded demo, found whatever the serving process's cwd
+            # (here tmp_path, which has no data_manifest/ folder)
+            assert dep.parameters["manifest"] is None
             # not served: only the flows asked for
             with pytest.raises(Exception):  # noqa: B017,PT011 - ObjectNotFound
                 client.read_deployment_by_name("refAB_md/dqgen")
@@ -130,6 +132,5 @@ def test_prefect_deploy_reads_the_deployments_file(prefect_server: dict) -> None
         "flows/build_flow.py:assemble_flow", "flows/build_flow.py:build_dataset"}
     kind = by_entry["flows/kind_flows.py:refAB_md_flow"]
     assert kind.name == "dqgen" and set(kind.tags) == {"dqgen", "refAB_md"}
-    assert kind.parameters == {"manifest": "data_manifest/demo.yaml", "split": None,
-                               "out": None}
+    assert kind.parameters == {"manifest": None, "split": None, "out": None}
     assert "split" in kind.parameter_openapi_schema["properties"]

@@ -72,7 +72,10 @@ def make_kadid10k(root: Path) -> dict:
 
 
 def make_tid2013(root: Path) -> dict:
-    """2 references x 4 images; lower-case names against upper-case files; tricky lines."""
+    """2 references x 4 images; lower-case names against upper-case files; tricky lines.
+
+    Also `mos_std.txt` as released: one std per line of `mos_with_names.txt`, same order.
+    """
     lines, good = [], {}
     for r in (1, 2):
         tiny_image(root / "reference_images" / f"I{r:02d}.BMP", r)
@@ -94,7 +97,14 @@ def make_tid2013(root: Path) -> dict:
     for n in ("i02_01_2.bmp", "i02_01_3.bmp"):
         tiny_image(root / "distorted_images" / n, 77)
     (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
-    return {"good": good, "refs": 2}
+    std = [round(0.5 + 0.01 * i, 4) for i in range(len(lines))]
+    (root / "mos_std.txt").write_text("".join(f"{v:.4f}\n" for v in std))
+    stds: dict[str, float] = {}
+    for line, v in zip(lines, std, strict=True):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] in good:
+            stds.setdefault(parts[1], v)  # the first row of a name wins, as in the adapter
+    return {"good": good, "refs": 2, "std": stds}
 
 
 def make_pipal(root: Path) -> dict:

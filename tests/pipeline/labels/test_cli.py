@@ -25,6 +25,19 @@ def test_list_shows_every_dataset():
         assert name in res.output
 
 
+def test_help_names_every_registered_dataset():
+    from pipeline.cli.labels import labels_help
+    from pipeline.labels import ADAPTERS
+
+    titles = [ADAPTERS[name].title for name in adapter_names()]
+    assert "AGIQA-1k" in titles
+    assert all(t in labels_help() for t in titles)
+    res = runner.invoke(app, ["labels", "--help"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # the help text is wrapped to the terminal width
+    assert all(t in text for t in titles), text
+
+
 def test_check_reads_without_writing(tmp_path):
     make_kadid10k(tmp_path)
     before = sorted(p.name for p in tmp_path.rglob("*"))
