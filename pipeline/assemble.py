@@ -262,7 +262,9 @@ def identification_record(sample: SampleRecord, task: str, pools: QuestionPools,
         sentence = render(_pick(rng, pools.identify["answer_multi"]),
                           phrases=ground_truth_phrase(distortions))
     short = (not train) or u_form >= sentence_probability
-    hint = (not train) or u_hint < count_hint_probability
+    # a clean image has no distortion to count: "Name ONE distortion." would contradict
+    # the answer "None", so clean samples never get the hint
+    hint = bool(distortions) and ((not train) or u_hint < count_hint_probability)
     parts = [question]
     if hint:
         parts.append(hint_text)

@@ -279,7 +279,7 @@ class Manifest(_Config):
     clean_probability: float = Field(0.05, ge=0.0, le=1.0)
     counts: dict[str, dict[str, int]] = {}
     png_compress_level: int = Field(1, ge=0, le=9)
-    chunk_size: int = Field(64, ge=1)  # samples per synthesis chunk (unit of work and resume)
+    chunk_size: int = Field(256, ge=1)  # samples per synthesis chunk (unit of work and resume)
     judge: JudgeConfig = JudgeConfig()
     responder: ResponderConfig = ResponderConfig()
     tasks: TasksConfig = TasksConfig()

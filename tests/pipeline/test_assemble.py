@@ -131,7 +131,11 @@ def test_test_split_form_short_answer_and_count_hint(built) -> None:
         for rec in _records(store, task, "test"):
             assert "conversations" not in rec and {"query", "answer"} <= rec.keys()
             assert rec["answer_form"] == "short"
-            n = max(1, len(rec["distortions"]["A"]))
+            n = len(rec["distortions"]["A"])
+            if n == 0:  # clean: nothing to count, and the answer is "None"
+                assert rec["count_hint"] is None and not re.search(r"\b(ONE|TWO)\b", rec["query"])
+                assert rec["answer"] == "None"
+                continue
             assert re.search(r"\bONE\b" if n == 1 else r"\bTWO\b", rec["query"])
             assert "single word or phrase" in rec["query"] or "short phrase" in rec["query"]
     for task in ("refAB_brief", "AB_brief"):
@@ -167,6 +171,17 @@ def test_train_draws_mix_forms_and_hints() -> None:
             for i in range(50)]
     assert {r["answer_form"] for r in test} == {"short"}
     assert {r["count_hint"] for r in test} == {"ONE"}
+
+
+def test_clean_samples_get_no_count_hint() -> None:
+    pools = load_pools("v1")
+    for split in ("train", "test"):
+        recs = [identification_record(_synthetic_sample(i, split, []), "A_brief_sd", pools)
+                for i in range(40)]
+        assert {r["count_hint"] for r in recs} == {None}
+        texts = [r.get("query") or r["conversations"][0]["value"] for r in recs]
+        assert not any(re.search(r"\b(ONE|TWO)\b", t) for t in texts)
+    assert {r["answer"] for r in recs} == {"None"}  # test split: the short form
 
 
 def test_md_answer_order_and_capitalisation() -> None:
