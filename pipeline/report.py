@@ -152,7 +152,9 @@ def _respond_stats(store: Store) -> dict[str, Any]:
     if runs:
         latest_run = runs[-1]
         same = [r for r in runs if r.get("run_id") == latest_run.get("run_id")]
-        latest = {"time": latest_run.get("time"), "origin": latest_run.get("origin"),
+        # no time stamp here: the card and stats.json are hashed in the lock, and two
+        # builds of one manifest must have equal locks (the log keeps the times)
+        latest = {"origin": latest_run.get("origin"),
                   "keys": sorted({str(r.get("key")) for r in same}),
                   **_sum_runs(same)}
         return {"files": files, "totals": _sum_runs(runs), "latest": latest,
@@ -476,7 +478,7 @@ def _run_lines(stats: dict[str, Any]) -> list[str]:
                    + ", ".join(f"{k} {v}" for k, v in t["rejected_cached"].items()))
     latest = stats.get("respond_latest")
     if latest and stats["respond_runs_source"] == "run_log":
-        out.append(f"- latest respond run ({latest.get('origin')}, {latest.get('time')}): "
+        out.append(f"- latest respond run ({latest.get('origin')}): "
                    f"{counts(latest)}")
     return out
 

@@ -323,3 +323,19 @@ def test_outputs_get_the_umask_mode_not_0600(built: Path) -> None:
     wrong = {p.relative_to(built).as_posix(): oct(p.stat().st_mode & 0o777)
              for p in files if p.stat().st_mode & 0o777 != FILE_MODE}
     assert not wrong, f"expected {oct(FILE_MODE)}: {wrong}"
+
+
+def test_two_builds_with_report_have_equal_locks(photo_dir: Path, tmp_path: Path) -> None:
+    """The card and stats.json are outputs hashed in the lock: no time stamp may enter them
+    (the respond run log under logs/ keeps the times and is left out)."""
+    path = write_manifest(tmp_path / "m", photo_dir, tasks={"report": True,
+                                                           "contact_sheet_samples": 2})
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_build(load(path), workers=1, out=a)
+    run_build(load(path), workers=1, out=b)
+    lock_a = json.loads((a / "manifest.lock.json").read_text())
+    assert "report/README.md" in lock_a["outputs"] and "report/stats.json" in lock_a["outputs"]
+    assert not any(k.startswith("logs/") for k in lock_a["outputs"])
+    assert (a / "logs" / "respond" / "template.jsonl").is_file()
+    assert lock_a == json.loads((b / "manifest.lock.json").read_text())
+    assert tree_digest(a) == tree_digest(b)
