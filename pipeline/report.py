@@ -167,6 +167,35 @@ def _respond_stats(store: Store) -> dict[str, Any]:
     return {"files": [], "totals": _sum_runs([]), "latest": None, "source": None}
 
 
+def _task_distortions(recs: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Category and severity counts over the images of one task file's records.
+
+    Each distorted image counts each of its distortions; a clean image counts as category
+    "clean" and severity "0"; records without distortion metadata (human-judged pairs)
+    count as "human" in both.
+    """
+    cats: Counter[str] = Counter()
+    sevs: Counter[str] = Counter()
+    for rec in recs:
+        per_image = rec.get("distortions")
+        if not per_image:
+            cats["human"] += 1
+            sevs["human"] += 1
+            continue
+        for applied in (per_image.get("A"), per_image.get("B")):
+            if applied is None:
+                continue
+            if not applied:
+                cats["clean"] += 1
+                sevs["0"] += 1
+            for d in applied:
+                cats[d["category"]] += 1
+                sevs[str(d["severity"])] += 1
+    order = {c: i for i, c in enumerate([*_CATEGORIES, "clean", "human"])}
+    return (dict(sorted(cats.items(), key=lambda kv: order.get(kv[0], len(order)))),
+            dict(sorted(sevs.items())))
+
+
 def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, Any]:
     """The numbers of the dataset card (also written to report/stats.json)."""
     samples: dict[str, dict[str, int]] = defaultdict(dict)
@@ -237,6 +266,8 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     if summary_path.is_file():
         tasks_summary = json.loads(summary_path.read_text(encoding="utf-8"))
     task_counts: dict[str, dict[str, int]] = {}
+    task_categories: dict[str, dict[str, dict[str, int]]] = {}
+    task_severities: dict[str, dict[str, dict[str, int]]] = {}
     answer_forms: Counter[str] = Counter()
     for task in TASK_NAMES:
         folder = store.root / "tasks" / task
@@ -246,6 +277,9 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
             recs = read_task_file(path)
             task_counts.setdefault(task, {})[path.stem] = len(recs)
             answer_forms.update(r.get("answer_form", "free") for r in recs)
+            cats, sevs = _task_distortions(recs)
+            task_categories.setdefault(task, {})[path.stem] = cats
+            task_severities.setdefault(task, {})[path.stem] = sevs
 
     pairs: dict[str, dict[str, int]] = {}
     pair_root = store.root / "pairs"
@@ -276,6 +310,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "rejections": run_totals["rejected"],
         "failures": {k: dict(v) for k, v in failures.items()},
         "tasks": task_counts, "answer_forms": dict(answer_forms), "pairs": pairs,
+        "task_categories": task_categories, "task_severities": task_severities,
         "task_skipped": tasks_summary.get("skipped", {}),
         "task_dropped": tasks_summary.get("dropped", {}),
         "task_filtered": tasks_summary.get("filtered", {}),
@@ -483,6 +518,27 @@ def _run_lines(stats: dict[str, Any]) -> list[str]:
     return out
 
 
+def _task_distortion_tables(stats: dict[str, Any]) -> list[str]:
+    """Per task file and split: images by category and by severity (folded: they are long)."""
+    per_task = stats.get("task_categories") or {}
+    if not per_task:
+        return []
+    cols = [c for c in [*_CATEGORIES, "clean", "human"]
+            if any(c in v for sp in per_task.values() for v in sp.values())]
+    levels = [lv for lv in ("0", "1", "2", "3", "4", "5", "human")
+              if any(lv in v for sp in stats["task_severities"].values() for v in sp.values())]
+    cat_rows = [[task, split, *[cats.get(c, 0) for c in cols]]
+                for task, per_split in per_task.items() for split, cats in per_split.items()]
+    sev_rows = [[task, split, *[sevs.get(lv, 0) for lv in levels]]
+                for task, per_split in stats["task_severities"].items()
+                for split, sevs in per_split.items()]
+    return ["<details><summary>Categories and severities per task file (images A and B; "
+            "human = human-judged pairs)</summary>", "",
+            _table(["task", "split", *cols], cat_rows), "",
+            _table(["task", "split", *[f"sev {lv}" if lv != "human" else lv for lv in levels]],
+                   sev_rows), "", "</details>", ""]
+
+
 def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     """The dataset card (Markdown) for `stats` from `collect_stats`."""
     out = [f"# Dataset card: {stats['name']}", "",
@@ -525,7 +581,9 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
                 for lvl in ("0", "1", "2", "3", "4", "5")]
         out += [_table(["severity", *kinds], rows), ""]
     out += ["![categories](figures/categories.png)", "", "![severities](figures/severities.png)",
-            "", "## Responses", ""]
+            ""]
+    out += _task_distortion_tables(stats)
+    out += ["## Responses", ""]
     rows = [[key, kind, split, n] for key, per_kind in stats["responses"].items()
             for kind, per_split in per_kind.items() for split, n in per_split.items()]
     out += [_table(["responder", "kind", "split", "accepted"], rows) if rows else "(none)", ""]

@@ -56,6 +56,17 @@ def test_report_renders(tmp_path) -> None:
     assert stats["samples"]["refA_sd"] == {"train": 6, "test": 6}
     assert stats["rejections"] == {"mentions_reference": 3, "refusal": 1}
     assert stats["respond_run_cost_usd"] == 0.5
+    # per task file: each image of each record counts once per distortion it carries (once
+    # as "clean" / severity 0 when it has none): sd images carry one, md images two
+    assert "Categories and severities per task file" in card
+    per_record = {"sd": 1, "md": 2}
+    for task, per_split in stats["task_categories"].items():
+        images = 2 if task.startswith(("refAB", "AB")) else 1
+        for split, cats in per_split.items():
+            assert sum(stats["task_severities"][task][split].values()) == sum(cats.values())
+            if task.endswith(("_sd", "_md")):
+                n = stats["tasks"][task][split]
+                assert sum(cats.values()) == images * per_record[task[-2:]] * n, (task, split)
     assert len(stats["contact_sheet_samples"]) == 12
     assert result["stats"]["contact_sheet_samples"] == stats["contact_sheet_samples"]
 
@@ -118,3 +129,6 @@ def test_report_lists_human_pairs(tmp_path) -> None:
     assert "| kadid10k | train | 1 |" in card
     assert result["stats"]["tasks"]["refAB_brief"]["train"] == 6  # 5 synthetic + 1 human
     assert len(result["stats"]["contact_sheet_samples"]) == 3
+    # the human pair carries no distortion metadata: counted as "human", not as clean
+    assert result["stats"]["task_categories"]["refAB_brief"]["train"]["human"] == 1
+    assert result["stats"]["task_severities"]["AB_brief"]["train"]["human"] == 1
