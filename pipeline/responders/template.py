@@ -125,8 +125,13 @@ def _content(stats: dict[str, float | str], rng: np.random.Generator, *, pair: b
               else "rich fine detail and many edges")
     pool = _OPEN_PAIR if pair else _OPEN
     opening = pool[int(rng.integers(len(pool)))]
-    tone = f"{stats['colour']} tones" if stats["colour"] != "neutral grey" else "neutral grey tones"
-    return f"{opening} {_a(light)}, {palette} scene dominated by {tone}, with {detail}."
+    if stats["colour"] == "neutral grey":
+        scene = f"{palette} scene of neutral grey tones"
+    elif c < 12:  # a hue is found, but too weak to dominate a nearly colourless scene
+        scene = f"{palette} scene with a faint {stats['colour']} cast"
+    else:
+        scene = f"{palette} scene dominated by {stats['colour']} tones"
+    return f"{opening} {_a(light)}, {scene}, with {detail}."
 
 
 def _distortion_sentence(subject: str, dists: Sequence[AppliedDistortion], multi: bool,

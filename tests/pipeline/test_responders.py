@@ -92,6 +92,23 @@ def test_template_is_deterministic_and_names_every_category(tmp_path, kind):
     assert t.model == "template-v1" and t.key == "template"
 
 
+@pytest.mark.parametrize("colourfulness,colour,expected", [
+    (5.0, "red", "nearly colourless scene with a faint red cast"),
+    (5.0, "neutral grey", "nearly colourless scene of neutral grey tones"),
+    (40.0, "blue", "colourful scene dominated by blue tones"),
+    (80.0, "neutral grey", "vivid scene of neutral grey tones"),
+])
+def test_template_scene_words_agree(colourfulness, colour, expected):
+    """A nearly colourless scene is never 'dominated by red tones'."""
+    import numpy as np
+
+    from pipeline.responders.template import _content
+
+    stats = {"brightness": 0.5, "colourfulness": colourfulness, "colour": colour, "edges": 0.1}
+    text = _content(stats, np.random.default_rng(0))
+    assert expected in text and text.count("tones") <= 1
+
+
 def test_replay_from_records_and_from_a_map(tmp_path):
     (s,) = make_samples(tmp_path, "refA_sd", "train", 1)
     req = build_request(s, Store(tmp_path), load_instruction("refA_sd"))
