@@ -9,6 +9,9 @@ from ../shared/spec/distortions.md, plus two same-run baselines:
   cheap cases; 15 classes took 12.9 s) against our dynamic programme on the same channels;
 * median cut: the original's code path (Pillow per channel, result assigned back, clipped),
   timed in this run against ours;
+* motion blur: Wand's `motion_blur` (ImageMagick's C, thread limit 1, with the numpy <->
+  MagickWand transfer), the tool ImageNet-C used, against our OpenCV kernel on the same
+  image, radius and sigma per severity, fixed angles (the choice of implementation);
 * the sampling mix of DQ-495K (5% clean, else category uniform, name uniform, severity
   uniform: `distortions.sample_single`), as images/s and ms/image on one core, against the
   original's 94 ms/image expected from its per-distortion costs (~200 ms measured).
@@ -175,6 +178,32 @@ def time_median_baseline(img: np.ndarray, repeats: int) -> dict[str, float]:
     return {"original_ms": statistics.fmean(orig), "ours_ms": statistics.fmean(ours)}
 
 
+def time_motion_baseline(img: np.ndarray, repeats: int) -> dict[str, object]:
+    """Wand's motion_blur vs our OpenCV kernel, per severity, mean over a few angles."""
+    from distortions import blur
+
+    try:
+        from wand.image import Image as WandImage
+    except ImportError as err:  # libMagickWand missing: say so, time ours alone
+        return {"wand_ms": None, "ours_ms": None, "error": f"Wand unavailable: {err}"}
+
+    def wand(radius: int, sigma: float, angle: float) -> np.ndarray:
+        with WandImage.from_array(np.ascontiguousarray(img)) as w:
+            w.motion_blur(radius=radius, sigma=sigma, angle=angle)
+            return np.array(w)[:, :, :3]
+
+    angles = (-63.0, 0.0, 37.0)
+    wand_ms, ours_ms = [], []
+    for p in blur._MOTION:
+        wand_ms.append(statistics.fmean(
+            _median_ms(lambda a=a, p=p: wand(p.radius, p.sigma, a), repeats) for a in angles))
+        ours_ms.append(statistics.fmean(
+            _median_ms(lambda a=a, p=p: blur._motion_blur(img, radius=p.radius, sigma=p.sigma,
+                                                          angle=a), repeats)
+            for a in angles))
+    return {"wand_ms": wand_ms, "ours_ms": ours_ms}
+
+
 def time_mix(img: np.ndarray, draws: int, seed: int = 2024) -> dict[str, float]:
     """Sampling mix of DQ-495K, one image at a time on one thread."""
     rng = np.random.default_rng(seed)
@@ -243,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     per = time_distortions(images, repeats)
     otsu = time_otsu_baseline(images[224], repeats[224] * 2)
     median = time_median_baseline(images[224], repeats[224])
+    motion = time_motion_baseline(images[224], repeats[224])
     mix = time_mix(images[224], draws)
     mix_expected = expected_mix_ms(per)
     load_factor = otsu["skimage_5_ms"] / ORIGINAL_OTSU_PER_SEVERITY_MS[3]
@@ -312,6 +342,17 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {median['original_ms'] / median['ours_ms']:.2f}x"
     )
 
+    if motion.get("wand_ms"):
+        ratios = [w / o for w, o in zip(motion["wand_ms"], motion["ours_ms"])]
+        console.print(
+            "\n[bold]motion blur, same run, 224 px, per severity[/]: Wand (ImageMagick) "
+            + " / ".join(f"{v:.1f}" for v in motion["wand_ms"]) + " ms, ours (OpenCV) "
+            + " / ".join(f"{v:.1f}" for v in motion["ours_ms"]) + " ms, ratio "
+            + " / ".join(f"{r:.1f}x" for r in ratios)
+        )
+    else:
+        console.print(f"\n[yellow]motion blur baseline skipped:[/] {motion.get('error')}")
+
     console.print("\n[bold]DQ-495K sampling mix at 224 px, one thread[/]")
     console.print(
         f"  measured: {mix['draws']} draws ({mix['clean']} clean): {mix['ms_per_image']:.2f} ms/image, "
@@ -351,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "distortions": rows,
         "otsu_baseline": otsu,
         "median_cut_baseline": median,
+        "motion_blur_baseline": motion,
         "machine_factor_vs_spec": load_factor,
         "mix": {
             **mix,

@@ -38,8 +38,10 @@ DQGEN = Path(sys.executable).with_name("dqgen")
 
 
 def _files(root: Path) -> dict[str, bytes]:
+    """Every output file; logs/ holds the run history (origin, times), not outputs."""
     return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).parts[0] != "logs"}
 
 
 def _env(home: Path, api_url: str | None = None) -> dict[str, str]:
@@ -122,7 +124,11 @@ def main() -> None:
         flow_s.append(time.perf_counter() - t)
         print(f"  repeat {i}: bare {bare_s[-1]:.2f} s, prefect {flow_s[-1]:.2f} s "
               f"(x{flow_s[-1] / bare_s[-1]:.3f})", flush=True)
-    identical = _files(work / "bare0") == _files(work / "prefect0")
+    a, b = _files(work / "bare0"), _files(work / "prefect0")
+    identical = a == b
+    if not identical:
+        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        print(f"  files that differ: {diff[:10]}{' ...' if len(diff) > 10 else ''}")
     ratio = statistics.median(flow_s) / statistics.median(bare_s)
     best = min(flow_s) / min(bare_s)  # best of N: less sensitive to a shared, busy machine
     print(f"in-process: median bare {statistics.median(bare_s):.2f} s, prefect "

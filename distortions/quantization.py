@@ -413,9 +413,9 @@ def quantization_hist(image: np.ndarray, severity: int, rng: np.random.Generator
     quantile; for bin counts that are not a power of two, the dyadic equal-population bins
     with the largest error are halved, see `hist_classes`, so the levels of each severity
     refine those of the next), and **every value is replaced by the mean of the pixel values
-    of its range** (rounded), one LUT for all channels. Unlike the original (levels ``k * 255 / bins``), a
-    flat grey or white image stays as it is (noted) instead of turning black, and the mean
-    brightness is kept instead of rising by 25-33 levels.
+    of its range** (rounded), one LUT for all channels. Unlike the original (levels
+    ``k * 255 / bins``), a flat grey or white image stays as it is (noted) instead of
+    turning black, and the mean brightness is kept instead of rising by 25-33 levels.
 
     Severity: bins 24, 16, 8, 6, 4 (fewer levels, more damage).
 

@@ -207,7 +207,8 @@ class TasksConfig(_Config):
     responses/<key>/ folder feeds the detail tasks (default: the manifest's responder).
     `pair_sources`: which pairs/<source>/ folders of human-judged pairs join the brief
     comparison tasks (None: those of the manifest's `sources`; folders left by a
-    source since removed from the manifest are ignored). `exports`: formats `dqgen build` writes at the end.
+    source since removed from the manifest are ignored). `exports`: formats `dqgen build`
+    writes at the end.
     """
 
     severity_filter_noref: bool = True

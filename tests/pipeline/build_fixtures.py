@@ -80,7 +80,8 @@ def tree_digest(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
     """sha256 of every output file under `root` (relative POSIX path -> hex).
 
     Hidden files and logs/ are left out, as in the lock: write temps, other stages' lock
-    files and the run history are not outputs (tests check separately that no temp file is left behind).
+    files and the run history are not outputs (tests check separately that no temp file is
+    left behind).
     """
     out = {}
     for path in sorted(root.rglob("*")):

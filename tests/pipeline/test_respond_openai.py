@@ -15,7 +15,7 @@ from pipeline.records import FailureRecord, ResponseRecord
 from pipeline.respond import respond_split, retry_failures
 from pipeline.store import Store, atomic_write_jsonl, read_jsonl
 from tests.support.fake_openai import Answer, FakeOpenAI, Hang, Malformed, Status
-from tests.support.respond_samples import make_samples
+from tests.support.respond_samples import fast_openai_config, make_samples
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 MODEL = "gpt-4o-test"
@@ -27,11 +27,7 @@ def _key(monkeypatch):
 
 
 def _config(server: FakeOpenAI, **kw) -> ResponderConfig:
-    base = dict(kind="openai", model=MODEL, base_url=server.base_url, timeout_s=0.4,
-                max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02,
-                retry_after_max_s=0.05, concurrency=4, requests_per_minute=None, max_reasks=2)
-    base.update(kw)
-    return ResponderConfig(**base)
+    return fast_openai_config(server.base_url, MODEL, **{"timeout_s": 0.4, "concurrency": 4, **kw})
 
 
 def _responses(root, kind="refA_sd", split="train"):

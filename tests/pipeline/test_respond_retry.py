@@ -16,7 +16,7 @@ from pipeline.respond import backoff_wait, respond_split, retry_failures, supers
 from pipeline.responders.prompting import load_instruction
 from pipeline.store import Store, read_jsonl
 from tests.support.fake_openai import Answer, FakeOpenAI, Status
-from tests.support.respond_samples import make_samples
+from tests.support.respond_samples import fast_openai_config, make_samples
 
 KEY = "sk-test-SECRET-retry-0123456789"
 MODEL = "gpt-4o-test"
@@ -30,11 +30,7 @@ def _key(monkeypatch):
 
 
 def _config(server: FakeOpenAI, **kw) -> ResponderConfig:
-    base = dict(kind="openai", model=MODEL, base_url=server.base_url, timeout_s=2.0,
-                max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02,
-                retry_after_max_s=0.05, concurrency=2, requests_per_minute=None, max_reasks=2)
-    base.update(kw)
-    return ResponderConfig(**base)
+    return fast_openai_config(server.base_url, MODEL, **kw)
 
 
 def _responses(root, kind="refA_sd", split="train"):

@@ -17,7 +17,7 @@ from pipeline.report import collect_stats, write_report
 from pipeline.respond import read_run_log, respond_split, run_log_path, stage_respond
 from pipeline.store import Store
 from tests.support.fake_openai import Answer, FakeOpenAI, Status
-from tests.support.respond_samples import make_samples
+from tests.support.respond_samples import fast_openai_config, make_samples
 
 KEY = "sk-test-SECRET-runlog-0123456789"
 MODEL = "gpt-4o-test"
@@ -31,12 +31,8 @@ def _key(monkeypatch):
 
 
 def _config(server: FakeOpenAI, **kw) -> ResponderConfig:
-    base = dict(kind="openai", model=MODEL, base_url=server.base_url, timeout_s=2.0,
-                max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02,
-                retry_after_max_s=0.05, concurrency=2, requests_per_minute=None, max_reasks=2,
-                price_input_per_1m=10.0, price_output_per_1m=10.0)
-    base.update(kw)
-    return ResponderConfig(**base)
+    return fast_openai_config(server.base_url, MODEL, **{"price_input_per_1m": 10.0,
+                                                         "price_output_per_1m": 10.0, **kw})
 
 
 def test_report_totals_rejections_and_cost_over_runs(tmp_path):

@@ -13,13 +13,27 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from typing import Any
+
 from distortions.pairs import PAIR_TABLE
 from distortions.registry import CATEGORY_ORDER
+from pipeline.manifest import ResponderConfig
 from pipeline.records import AppliedDistortion, ImageInfo, JudgeVerdict, SampleRecord
 from pipeline.seeds import derive_seed, rng_for
 from pipeline.store import Store, atomic_write_bytes, atomic_write_jsonl
 
-__all__ = ["make_samples"]
+__all__ = ["fast_openai_config", "make_samples"]
+
+
+def fast_openai_config(base_url: str, default_model: str, **overrides: Any) -> ResponderConfig:
+    """An openai ResponderConfig for a loopback server: millisecond back-offs, no rate
+    limit, 3 attempts, 2 re-asks, 2 in flight; `overrides` replace any field (`model` too)."""
+    fields: dict[str, Any] = dict(
+        kind="openai", model=default_model, base_url=base_url, timeout_s=2.0, max_attempts=3,
+        backoff_initial_s=0.01, backoff_max_s=0.02, retry_after_max_s=0.05, concurrency=2,
+        requests_per_minute=None, max_reasks=2)
+    fields.update(overrides)
+    return ResponderConfig(**fields)
 
 
 def _png(store: Store, rel: str, image: np.ndarray) -> str:
