@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import logging
 import multiprocessing
 import os
@@ -211,6 +212,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _label_splits(manifest: Manifest, store: Store) -> dict[str, Any]:
+    """How each human-labelled source was split (labels/<dataset>/splits.json), summarised:
+    rule, grouping, seed, test fraction and the size of every split of every repeat. The
+    id lists stay in splits.json, whose hash is among the outputs."""
+    out: dict[str, Any] = {}
+    for src in manifest.sources:
+        path = store.root / "labels" / src.dataset / "splits.json"
+        if not path.is_file():
+            continue
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        out[src.dataset] = {
+            **{k: doc.get(k) for k in ("rule", "group_by", "seed", "test_fraction", "unit")},
+            "repeats": [{split: len(ids) for split, ids in rep.items()}
+                        for rep in doc.get("repeats", [])],
+        }
+    return out
+
+
 def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
     """Write `manifest.lock.json`: resolved manifest, versions, sha256 of every output file.
 
@@ -235,6 +254,7 @@ def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
         "references_root": str(manifest.references_root()),
         "packages": _versions(),
         "distortions": sorted(distortions.REGISTRY),
+        "label_splits": _label_splits(manifest, store),
         "outputs": dict(sorted(outputs.items())),
     }
     atomic_write_json(store.lock_path, lock, indent=1)

@@ -157,7 +157,8 @@ def test_sigkill_then_rerun_equals_uninterrupted(built: Path, manifest_path: Pat
 def test_lock_is_deterministic_and_complete(built: Path) -> None:
     lock = json.loads((built / "manifest.lock.json").read_text())
     assert set(lock) == {"lock_version", "manifest", "references_root", "packages",
-                         "distortions", "outputs"}
+                         "distortions", "label_splits", "outputs"}
+    assert lock["label_splits"] == {}  # no human-labelled sources in this manifest
     assert {"numpy", "pillow", "opencv-python-headless", "python"} <= set(lock["packages"])
     assert "references.jsonl" in lock["outputs"]
     assert "samples/refA_sd/train.jsonl" in lock["outputs"]

@@ -114,6 +114,15 @@ def test_lock_hashes_splits_and_pair_files(built):
         assert any(k.startswith(f"pairs/{name}/") for k in lock["outputs"])
     assert not any("/src/" in k for k in lock["outputs"] if not k.startswith("labels/kadid10k"))
     assert lock["manifest"]["sources"][0]["dataset"] == adapter_names()[0]
+    # the split of every source, summarised in the lock: rule, grouping, seed, split sizes
+    for name in adapter_names():
+        doc = json.loads((out / "labels" / name / "splits.json").read_text())
+        entry = lock["label_splits"][name]
+        assert (entry["rule"], entry["group_by"], entry["seed"]) == (
+            doc["rule"], doc["group_by"], doc["seed"])
+        assert entry["repeats"] == [{s: len(ids) for s, ids in rep.items()}
+                                    for rep in doc["repeats"]]
+    assert len(lock["label_splits"]["agiqa3k"]["repeats"]) == 10
 
 
 def test_comparison_pairs_resolve_and_agree(built):
