@@ -27,7 +27,7 @@ from distortions import (  # noqa: F401  (importing a category module registers 
     quantization,
     saturation,
 )
-from distortions._checks import check_image, check_severity
+from distortions._checks import InputTypeError, check_image, check_severity
 from distortions._notes import collect_notes
 from distortions.pairs import (
     CATEGORY_PHRASES,
@@ -58,6 +58,7 @@ __all__ = [
     "PAIR_TABLE",
     "REGISTRY",
     "DistortionSpec",
+    "InputTypeError",
     "UnknownDistortionError",
     "apply",
     "apply_with_notes",
@@ -91,7 +92,8 @@ def apply(
     """Apply distortion `name` at `severity` to `image`, drawing randomness from `rng`.
 
     Args:
-        image: uint8, 2-D grey or H x W x 3 / H x W x 4 (converted to RGB), sides >= 32 px.
+        image: uint8, 2-D grey or H x W x 3 / H x W x 4 (alpha composited over white, as
+            ingest does), sides >= 32 px.
         name: a registered name (or an old `..._shfit_...` alias).
         severity: int 1..5 (bool and float refused).
         rng: the per-sample generator; the only source of randomness.
@@ -101,7 +103,9 @@ def apply(
 
     Raises:
         UnknownDistortionError: (a KeyError) unknown name; the message lists known names.
-        TypeError / ValueError: bad image dtype/shape/size, bad severity, or bad rng.
+        InputTypeError: (a TypeError and a ValueError) wrong type of image, dtype,
+            severity or rng.
+        ValueError: bad image shape or size, severity out of 1..5.
     """
     return apply_with_notes(image, name, severity, rng)[0]
 
@@ -114,7 +118,7 @@ def apply_with_notes(
     severity = check_severity(severity)
     if not isinstance(rng, np.random.Generator):
         msg = f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
-        raise TypeError(msg)
+        raise InputTypeError(msg)
     checked = check_image(image)
     with collect_notes() as notes:
         out = spec.fn(checked, severity, rng)

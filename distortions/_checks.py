@@ -6,16 +6,23 @@ import numbers
 
 import numpy as np
 
-__all__ = ["MIN_SIDE", "check_image", "check_severity", "to_float", "to_uint8"]
+__all__ = ["MIN_SIDE", "InputTypeError", "check_image", "check_severity", "flatten_alpha",
+           "to_float", "to_uint8"]
 
 MIN_SIDE = 32
+
+
+class InputTypeError(TypeError, ValueError):
+    """An argument of the wrong type (not an ndarray, not uint8, a float severity, not a
+    Generator). A TypeError, as Python has it, and a ValueError, so that `except ValueError`
+    catches every bad input of `distortions.apply`."""
 
 
 def check_severity(severity: object) -> int:
     """Return `severity` if it is an int in 1..5 (bool and float refused)."""
     if isinstance(severity, bool) or not isinstance(severity, numbers.Integral):
         msg = f"severity must be an int in 1..5, got {severity!r} ({type(severity).__name__})"
-        raise TypeError(msg)
+        raise InputTypeError(msg)
     if not 1 <= int(severity) <= 5:
         msg = f"severity must be in 1..5, got {severity}"
         raise ValueError(msg)
@@ -25,24 +32,27 @@ def check_severity(severity: object) -> int:
 def check_image(image: object) -> np.ndarray:
     """Validate an image and return it as uint8 H x W x 3 RGB.
 
-    Accepts 2-D grey (replicated to 3 channels), H x W x 3, and H x W x 4 (alpha dropped:
-    distortions act on colour only). The input is never modified; the result may share
-    memory with it, so distortions must not write into it.
+    Accepts 2-D grey (replicated to 3 channels), H x W x 3, and H x W x 4 (composited over
+    white, as ingest does: transparent pixels hold arbitrary colours that dropping the
+    alpha would reveal). The input is never modified; the result may share memory with it,
+    so distortions must not write into it.
 
     Raises:
-        TypeError: not a numpy array, or not uint8.
+        InputTypeError: (a TypeError and a ValueError) not a numpy array, or not uint8.
         ValueError: wrong number of dimensions or channels, or a side shorter than 32 px.
     """
     if not isinstance(image, np.ndarray):
         msg = f"image must be a numpy.ndarray, got {type(image).__name__}"
-        raise TypeError(msg)
+        raise InputTypeError(msg)
     if image.dtype != np.uint8:
         msg = f"image must be uint8, got dtype {image.dtype}"
-        raise TypeError(msg)
+        raise InputTypeError(msg)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] in (3, 4):
-        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 3:
+        pass
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = flatten_alpha(image)
     else:
         msg = f"image must be H x W (grey), H x W x 3 or H x W x 4, got shape {image.shape}"
         raise ValueError(msg)
@@ -51,6 +61,15 @@ def check_image(image: object) -> np.ndarray:
         msg = f"image sides must be >= {MIN_SIDE} px, got {h} x {w}"
         raise ValueError(msg)
     return np.ascontiguousarray(image)
+
+
+def flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 4 -> H x W x 3 composited over opaque white, rounded to nearest
+    (opaque pixels unchanged; Pillow's `alpha_composite` over white within 1 level)."""
+    alpha = rgba[:, :, 3:4].astype(np.uint32)
+    rgb = rgba[:, :, :3].astype(np.uint32)
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

@@ -52,11 +52,35 @@ def test_grey_2d_is_converted_to_rgb(image: np.ndarray) -> None:
     np.testing.assert_array_equal(out, ref)
 
 
-def test_rgba_drops_alpha(image: np.ndarray) -> None:
-    rgba = np.dstack([image, np.full(image.shape[:2], 17, np.uint8)])
+def test_rgba_is_composited_over_white_as_ingest_does(image: np.ndarray) -> None:
+    from PIL import Image
+
+    from distortions._checks import flatten_alpha
+    from pipeline.ingest import _to_rgb
+
+    rng = np.random.default_rng(5)
+    alpha = rng.integers(0, 256, size=image.shape[:2], dtype=np.uint8)
+    alpha[:5] = 255  # opaque rows keep their colours exactly
+    alpha[5:10] = 0  # transparent rows become white whatever colour they hold
+    rgba = np.dstack([image, alpha])
+    flat = flatten_alpha(rgba)
+    np.testing.assert_array_equal(flat[:5], image[:5])
+    assert (flat[5:10] == 255).all()
+    via_pillow = np.asarray(_to_rgb(Image.fromarray(rgba, "RGBA")))
+    assert np.abs(flat.astype(int) - via_pillow).max() <= 1  # the ingest rule, rounding aside
     out = distortions.apply(rgba, NAME, 2, _rng())
-    assert out.shape == image.shape
-    np.testing.assert_array_equal(out, distortions.apply(image, NAME, 2, _rng()))
+    np.testing.assert_array_equal(out, distortions.apply(flat, NAME, 2, _rng()))
+
+
+def test_type_errors_are_value_errors_too(image: np.ndarray) -> None:
+    """`except ValueError` catches every bad input; `except TypeError` still works."""
+    for bad in (lambda: distortions.apply(image.astype(np.float32), NAME, 1, _rng()),
+                lambda: distortions.apply(image, NAME, 2.0, _rng()),  # type: ignore[arg-type]
+                lambda: distortions.apply(image, NAME, 1, np.random.RandomState(0))):  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            bad()
+        with pytest.raises(TypeError):
+            bad()
 
 
 @pytest.mark.parametrize("shape", [(40, 48, 2), (40, 48, 5), (40,), (2, 40, 48, 3)])
