@@ -174,10 +174,14 @@ def selected_splits(manifest: Manifest, kinds: Sequence[str] | None = None,
             known = ", ".join(manifest.kinds()) or "none"
             msg = f"kind {kind!r} has no counts in the manifest (kinds with counts: {known})"
             raise ValueError(msg)
+    # human-labelled sources split into train and test (pipeline.labels.splits)
+    allowed = [*manifest.splits(), *[s for s in ("train", "test")
+                                     if manifest.sources and s not in manifest.splits()]]
     for split in splits or []:
-        if split not in manifest.splits():
-            known = ", ".join(manifest.splits()) or "none"
-            msg = f"split {split!r} has no counts in the manifest (splits with counts: {known})"
+        if split not in allowed:
+            known = ", ".join(allowed) or "none"
+            msg = (f"split {split!r} has no counts in the manifest and no human-labelled "
+                   f"source gives it (known splits: {known})")
             raise ValueError(msg)
     return [(k, s) for k in manifest.kinds() if not kinds or k in kinds
             for s in manifest.counts[k] if not splits or s in splits]

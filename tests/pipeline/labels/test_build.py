@@ -182,6 +182,23 @@ def test_labels_build_command_reproduces_the_tasks(built):
         assert (out / "tasks" / p / "train.json").read_bytes() == data
 
 
+def test_splits_option_on_a_sources_only_manifest(tmp_path):
+    """`--splits test` is a split the sources give, though the manifest has no counts."""
+    manifest = tmp_path / "m.yaml"
+    F.make_kadid10k(tmp_path / "data" / "kadid10k")
+    manifest.write_text("name: k\nseed: 3\nsources:\n  - dataset: kadid10k\n"
+                        "    root: data/kadid10k\n    split: reference\n")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["build", str(manifest), "--no-prefect", "--splits", "test",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "tasks" / "AB_brief" / "test.json").is_file()
+    assert not (out / "tasks" / "AB_brief" / "train.json").exists()
+    bad = runner.invoke(app, ["build", str(manifest), "--no-prefect", "--splits", "val",
+                              "--out", str(out)])
+    assert bad.exit_code == 2 and "known splits: train, test" in " ".join(bad.output.split())
+
+
 def test_unknown_dataset_and_missing_root(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nsources:\n  - dataset: kadid-11k\n    root: x\n")
