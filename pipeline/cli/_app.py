@@ -15,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown: docstring paragraphs reflow to the terminal width (rich mode kept their
+    # line breaks and wrapped each line again); `code` spans render as code.
+    rich_markup_mode="markdown",
 )
 console = Console(stderr=True)
 

@@ -125,10 +125,11 @@ def build(
                                           "tcp://10.0.0.5:8786 (implies --runner dask).",
                                      show_default=False),
 ) -> None:
-    """Build a dataset: ingest references, plan, synthesise and judge samples, write the lock.
+    """Build a dataset: ingest, plan, synthesise, judge, respond, assemble, report, lock.
 
-    Resumes: a re-run (also after a crash or kill) does only the missing work, and the
-    output is byte-identical for any number of workers.
+    MANIFEST defaults to the embedded demo. Human-labelled `sources` are read too. Resumes:
+    a re-run (also after a crash or kill) does only the missing work and never pays an
+    MLLM call twice; the output is byte-identical for any number of workers.
     """
     m = _load(manifest)
     kw = {"kinds": _split_list(kinds), "splits": _split_list(splits), "workers": workers,

@@ -139,7 +139,7 @@ def build(
 ) -> None:
     """Read a manifest's human-labelled sources: records, splits, pairs, brief comparison tasks.
 
-    Writes labels/<dataset>/ and pairs/<dataset>/, then (unless --no-tasks) the refAB_brief
+    Writes `labels/<dataset>/` and `pairs/<dataset>/`, then (unless --no-tasks) the refAB_brief
     and AB_brief task files. Bad rows are listed in failures/labels.jsonl; the build goes on
     with the rest.
     """

@@ -117,7 +117,7 @@ def respond_cmd(
 
     Paid answers are cached by request hash (a re-run makes no call), validated (bad
     answers are asked again a bounded number of times), and failures are logged in
-    failures/respond.jsonl. Each run's summary is appended to logs/respond/<key>.jsonl
+    failures/respond.jsonl. Each run's summary is appended to `logs/respond/<key>.jsonl`
     (the report totals them). The API key is read only from the OPENAI_API_KEY variable.
     """
     from pipeline.manifest import ManifestError, load_manifest
@@ -166,11 +166,11 @@ def retry_failures_cmd(
     directory: Path = typer.Argument(..., help="Dataset folder with failures/respond.jsonl."),
 ) -> None:
     """Re-run exactly the samples listed in failures/respond.jsonl, with the responder
-    settings they were first run with (responses/<key>/responder.json).
+    settings they were first run with (`responses/<key>/responder.json`).
 
     Retried records move to failures/respond.retried.jsonl; samples that fail again are
     listed anew in failures/respond.jsonl. Cached answers that fail validation are asked
-    anew (accepted ones are never paid twice); the run is logged in logs/respond/<key>.jsonl.
+    anew (accepted ones are never paid twice); the run is logged in `logs/respond/<key>.jsonl`.
     """
     from pipeline.respond import retry_failures
     from pipeline.store import Store

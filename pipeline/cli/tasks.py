@@ -74,7 +74,7 @@ def assemble(
                                              "formats (depictqa, jsonl, llava, sharegpt, "
                                              "parquet)."),
 ) -> None:
-    """Write the DepictQA task files tasks/<task>/<split>.json.
+    """Write the DepictQA task files `tasks/<task>/<split>.json`.
 
     Brief identification: from the ground truth. Brief comparison:
     judge verdicts and the human-labelled pairs in pairs/. Detail:
@@ -124,7 +124,7 @@ def export(
                                       "(LLaMA-Factory, with dataset_info.json), parquet. "
                                       "Repeat or comma-separate for several."),
     dest: Path = typer.Option(None, "--dest", help="Output folder (default: "
-                              "DATASET/exports/<format>; for depictqa: tasks/ itself)."),
+                              "`DATASET/exports/<format>`; for depictqa: tasks/ itself)."),
     tasks: list[str] = typer.Option(None, "--tasks", help="Only these task names."),
 ) -> None:
     """Export the task files in other training formats (image paths stay relative to DATASET)."""
