@@ -75,41 +75,26 @@ _FLOW_OPTIONS: dict[str, Any] = {
 }
 
 
-@flow(name="refA_sd", description="Single distortion, image A against its reference.",
-      **_FLOW_OPTIONS)
-def refA_sd_flow(manifest: ManifestParam = None, split: str | list[str] | None = None,
-                 out: str | None = None, standalone: bool = True) -> dict[str, Any]:
-    """refA_sd samples: ingest, plan, synthesise, respond, assemble (see `run_kind`).
-
-    Args:
-        manifest: manifest file path (empty: the embedded demo) or resolved manifest dict.
-        split: one split, a list, or empty for all of the kind's splits.
-        out: dataset folder (default: the manifest's `output`).
-        standalone: run the whole chain; False inside `build_dataset` (plan + synthesise).
-    """
-    return run_kind("refA_sd", manifest, split, out, standalone)
+_KIND_DESCRIPTIONS = {
+    "refA_sd": "Single distortion, image A against its reference.",
+    "refA_md": "Multiple distortions, image A against its reference.",
+    "refAB_sd": "Single distortions, pair A/B against the reference, judged.",
+    "refAB_md": "Multiple distortions, pair A/B against the reference, judged.",
+}
 
 
-@flow(name="refA_md", description="Multiple distortions, image A against its reference.",
-      **_FLOW_OPTIONS)
-def refA_md_flow(manifest: ManifestParam = None, split: str | list[str] | None = None,
-                 out: str | None = None, standalone: bool = True) -> dict[str, Any]:
-    """refA_md samples: ingest, plan, synthesise, respond, assemble (see `run_kind`).
+def _kind_flow(kind: str) -> Any:
+    """The flow of one sample kind: a named module-level flow, the entrypoint of its
+    deployment (flows/prefect.yaml: `flows/kind_flows.py:<kind>_flow`)."""
+    judged = " + judge" if kind.startswith("refAB") else ""
 
-    Args:
-        manifest: manifest file path (empty: the embedded demo) or resolved manifest dict.
-        split: one split, a list, or empty for all of the kind's splits.
-        out: dataset folder (default: the manifest's `output`).
-        standalone: run the whole chain; False inside `build_dataset` (plan + synthesise).
-    """
-    return run_kind("refA_md", manifest, split, out, standalone)
-
-
-@flow(name="refAB_sd", description="Single distortions, pair A/B against the reference, judged.",
-      **_FLOW_OPTIONS)
-def refAB_sd_flow(manifest: ManifestParam = None, split: str | list[str] | None = None,
+    def kind_flow(manifest: ManifestParam = None, split: str | list[str] | None = None,
                   out: str | None = None, standalone: bool = True) -> dict[str, Any]:
-    """refAB_sd samples: ingest, plan, synthesise + judge, respond, assemble (see `run_kind`).
+        return run_kind(kind, manifest, split, out, standalone)
+
+    kind_flow.__name__ = kind_flow.__qualname__ = f"{kind}_flow"
+    kind_flow.__doc__ = f"""{kind} samples: ingest, plan, synthesise{judged}, respond, assemble
+    (see `run_kind`).
 
     Args:
         manifest: manifest file path (empty: the embedded demo) or resolved manifest dict.
@@ -117,22 +102,13 @@ def refAB_sd_flow(manifest: ManifestParam = None, split: str | list[str] | None 
         out: dataset folder (default: the manifest's `output`).
         standalone: run the whole chain; False inside `build_dataset` (plan + synthesise).
     """
-    return run_kind("refAB_sd", manifest, split, out, standalone)
+    return flow(name=kind, description=_KIND_DESCRIPTIONS[kind], **_FLOW_OPTIONS)(kind_flow)
 
 
-@flow(name="refAB_md", description="Multiple distortions, pair A/B against the reference, judged.",
-      **_FLOW_OPTIONS)
-def refAB_md_flow(manifest: ManifestParam = None, split: str | list[str] | None = None,
-                  out: str | None = None, standalone: bool = True) -> dict[str, Any]:
-    """refAB_md samples: ingest, plan, synthesise + judge, respond, assemble (see `run_kind`).
-
-    Args:
-        manifest: manifest file path (empty: the embedded demo) or resolved manifest dict.
-        split: one split, a list, or empty for all of the kind's splits.
-        out: dataset folder (default: the manifest's `output`).
-        standalone: run the whole chain; False inside `build_dataset` (plan + synthesise).
-    """
-    return run_kind("refAB_md", manifest, split, out, standalone)
+refA_sd_flow = _kind_flow("refA_sd")
+refA_md_flow = _kind_flow("refA_md")
+refAB_sd_flow = _kind_flow("refAB_sd")
+refAB_md_flow = _kind_flow("refAB_md")
 
 
 KIND_FLOWS: dict[str, Any] = {
