@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["app", "console", "fail"]
+__all__ = ["app", "console", "fail", "load_manifest_or_demo", "split_list"]
 
 app = typer.Typer(
     name="dqgen",
@@ -28,6 +32,28 @@ def fail(message: str, code: int = 2) -> None:
     # or message holding "[...]" is printed as is, not read as Rich markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """Accept both `--kinds a --kinds b` and `--kinds a,b` (None when nothing was given)."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def load_manifest_or_demo(path: Path | None) -> Any:
+    """The manifest at `path`, or the embedded demo (data_manifest/demo.yaml) when None;
+    a ManifestError becomes the standard one-line error (exit 2)."""
+    from pipeline.manifest import ManifestError, load_manifest
+
+    try:
+        if path is None:
+            ref = importlib.resources.files("data_manifest") / "demo.yaml"
+            with importlib.resources.as_file(ref) as demo:
+                return load_manifest(demo)
+        return load_manifest(path)
+    except ManifestError as err:
+        fail(str(err))
 
 
 @app.command("version")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import app, console, fail, load_manifest_or_demo, split_list
 
 __all__ = ["DEMO_MANIFEST", "build", "judge", "regenerate"]
 
@@ -18,26 +17,6 @@ DEMO_MANIFEST = "data_manifest/demo.yaml (embedded)"
 
 _MANIFEST_HELP = "Build manifest (YAML). Default: the embedded demo, data_manifest/demo.yaml."
 _OUT_HELP = "Dataset folder (default: the manifest's `output`, relative to the working directory)."
-
-
-def _split_list(values: list[str] | None) -> list[str] | None:
-    """Accept both `--kinds a --kinds b` and `--kinds a,b`."""
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def _load(manifest: Path | None) -> Any:
-    from pipeline.manifest import ManifestError, load_manifest
-
-    try:
-        if manifest is None:
-            ref = importlib.resources.files("data_manifest") / "demo.yaml"
-            with importlib.resources.as_file(ref) as path:
-                return load_manifest(path)
-        return load_manifest(manifest)
-    except ManifestError as err:
-        fail(str(err))
 
 
 def _summary_table(title: str, summary: dict[str, Any]) -> Table:
@@ -131,8 +110,8 @@ def build(
     a re-run (also after a crash or kill) does only the missing work and never pays an
     MLLM call twice; the output is byte-identical for any number of workers.
     """
-    m = _load(manifest)
-    kw = {"kinds": _split_list(kinds), "splits": _split_list(splits), "workers": workers,
+    m = load_manifest_or_demo(manifest)
+    kw = {"kinds": split_list(kinds), "splits": split_list(splits), "workers": workers,
           "out": out}
     from pipeline.judge import JudgeError
     from pipeline.manifest import ManifestError
@@ -171,7 +150,7 @@ def regenerate(
     from pipeline.judge import JudgeError
     from pipeline.progress import RichProgress
 
-    m = _load(manifest)
+    m = load_manifest_or_demo(manifest)
     started = time.perf_counter()
     try:
         with RichProgress(console) as progress:
@@ -198,10 +177,10 @@ def judge(
     from pipeline.judge import JudgeError
     from pipeline.progress import RichProgress
 
-    m = _load(manifest)
+    m = load_manifest_or_demo(manifest)
     try:
         with RichProgress(console) as progress:
-            summary = judge_dataset(m, kinds=_split_list(kinds), splits=_split_list(splits),
+            summary = judge_dataset(m, kinds=split_list(kinds), splits=split_list(splits),
                                     out=out, progress=progress)
     except (ValueError, FileNotFoundError, JudgeError) as err:
         fail(str(err))

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import app, console, fail, split_list
 
 __all__ = ["labels_app", "labels_help"]
 
@@ -39,12 +39,6 @@ class _LabelsGroup(TyperGroup):
 
 labels_app = typer.Typer(cls=_LabelsGroup, no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
-
-
-def _split_list(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
 @labels_app.command("list")
@@ -161,7 +155,7 @@ def build(
             result = build_labels(
                 m,
                 store,
-                datasets=_split_list(datasets),
+                datasets=split_list(datasets),
                 on_source=lambda name, _s: status.update(f"read {name}"),
             )
     except UnknownDatasetError as err:

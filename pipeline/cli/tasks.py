@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
@@ -10,31 +9,11 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import app, console, fail, load_manifest_or_demo, split_list
 
 __all__ = ["assemble", "export", "report"]
 
 _EXPORT_FORMATS = ("depictqa", "jsonl", "llava", "sharegpt", "parquet")
-
-
-def _list(values: list[str] | None) -> list[str] | None:
-    """Accept both `--kinds a --kinds b` and `--kinds a,b`."""
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def _manifest(path: Path | None) -> Any:
-    from pipeline.manifest import ManifestError, load_manifest
-
-    try:
-        if path is None:
-            ref = importlib.resources.files("data_manifest") / "demo.yaml"
-            with importlib.resources.as_file(ref) as demo:
-                return load_manifest(demo)
-        return load_manifest(path)
-    except ManifestError as err:
-        fail(str(err))
 
 
 def _manifest_from_lock(root: Path) -> Any:
@@ -85,16 +64,16 @@ def assemble(
     from pipeline.export import export_tasks
     from pipeline.store import Store
 
-    m = _manifest(manifest)
+    m = load_manifest_or_demo(manifest)
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
     if not (store.root / "samples").is_dir() and not (store.root / "pairs").is_dir():
         fail(f"{store.root}: no samples/ or pairs/ here; run `dqgen build` first")
-    bad = [f for f in _list(export_formats) or [] if f not in _EXPORT_FORMATS]
+    bad = [f for f in split_list(export_formats) or [] if f not in _EXPORT_FORMATS]
     if bad:
         fail(f"unknown export format(s) {', '.join(bad)}; known: {', '.join(_EXPORT_FORMATS)}")
     try:
-        summary = assemble_tasks(m, store, kinds=_list(kinds), splits=_list(splits),
-                                 tasks=_list(tasks))
+        summary = assemble_tasks(m, store, kinds=split_list(kinds), splits=split_list(splits),
+                                 tasks=split_list(tasks))
     except ValueError as err:
         fail(str(err))
     table = Table(title=f"task files in {store.root / 'tasks'}", title_justify="left")
@@ -110,7 +89,7 @@ def assemble(
         if summary[label]:
             items = ", ".join(f"{k} {v}" for k, v in sorted(summary[label].items()))
             console.print(f"{label}: {items}", highlight=False)
-    for fmt in _list(export_formats) or []:
+    for fmt in split_list(export_formats) or []:
         result = export_tasks(store, fmt)
         console.print(f"exported {result['records']} records as {fmt} to {result['dest']}",
                       highlight=False)
@@ -132,7 +111,7 @@ def export(
     from pipeline.store import Store
 
     store = Store(_dataset_dir(dataset))
-    chosen = _list(formats) or ["depictqa"]
+    chosen = split_list(formats) or ["depictqa"]
     bad = [f for f in chosen if f not in _EXPORT_FORMATS]
     if bad:
         fail(f"unknown export format(s) {', '.join(bad)}; known: {', '.join(_EXPORT_FORMATS)}")
@@ -141,7 +120,7 @@ def export(
         if dest is not None:
             target = dest / fmt if len(chosen) > 1 else dest
         try:
-            result = export_tasks(store, fmt, dest=target, tasks=_list(tasks))
+            result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks))
         except (ValueError, ImportError) as err:
             fail(str(err))
         console.print(f"{fmt}: {result['records']} records in {len(result['files'])} files "
@@ -159,7 +138,7 @@ def report(
     from pipeline.store import Store
 
     root = _dataset_dir(dataset)
-    m = _manifest(manifest) if manifest is not None else _manifest_from_lock(root)
+    m = load_manifest_or_demo(manifest) if manifest is not None else _manifest_from_lock(root)
     try:
         result = write_report(m, Store(root))
     except ImportError as err:

@@ -92,9 +92,9 @@ def test_full_scale_manifest_has_published_counts() -> None:
 
 
 def test_cli_default_manifest_is_the_embedded_demo() -> None:
-    from pipeline.cli.build import _load
+    from pipeline.cli._app import load_manifest_or_demo
 
-    m = _load(None)
+    m = load_manifest_or_demo(None)
     assert m.name == "demo" and m.references.root == "@skimage"
     assert Path(m.base_dir) == (REPO / "data_manifest").resolve()
 
