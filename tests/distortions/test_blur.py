@@ -9,29 +9,17 @@ import cv2
 import numpy as np
 import pytest
 from scipy.ndimage import zoom as scipy_zoom
-from skimage import data
 from skimage.filters import gaussian as sk_gaussian
 
 import distortions
 from distortions import REGISTRY, blur
+from tests.distortions import helpers
+from tests.distortions.helpers import photo, psnr
 
 BLUR_NAMES = ("blur_gaussian", "blur_motion", "blur_glass", "blur_lens", "blur_zoom", "blur_jitter")
 RANDOM = {"blur_motion", "blur_glass", "blur_jitter"}
 
-
-def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    f = short / min(h, w)
-    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-
-
-PHOTO = _resize_short(data.chelsea(), 64)  # real photo, 64 x 96
-PHOTO.setflags(write=False)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+PHOTO = photo("chelsea", 64)  # real photo, 64 x 96, read-only
 
 
 def _sorted_pixels(img: np.ndarray) -> np.ndarray:
@@ -202,15 +190,15 @@ def test_zoom_blur_keeps_the_original_semantics(max_zoom: float) -> None:
     # at the dataset's 224 px: the original's crop is centred to the integer pixel (and its
     # scipy zoom aligns corners), ours exactly; 1-2.5 levels apart on average. (On tiny
     # images the original's off-centre crop adds a shift, so the gap grows there.)
-    img = _resize_short(data.astronaut(), 224)
+    img = photo("astronaut", 224)
     out = blur._zoom_blur(img, max_zoom=max_zoom)
     ref = _original_zoom_blur(img, max_zoom)
     assert np.abs(out - ref).mean() < 3.0
-    assert abs(_psnr(out, img) - _psnr(np.rint(ref).astype(np.uint8), img)) < 0.5
+    assert abs(psnr(out, img) - psnr(np.rint(ref).astype(np.uint8), img)) < 0.5
 
 
 def test_zoom_blur_leaves_the_centre_and_blurs_the_corners() -> None:
-    img = _resize_short(data.astronaut(), 65)  # odd side: the centre is a pixel
+    img = photo("astronaut", 65)  # odd side: the centre is a pixel
     out = blur._zoom_blur(img, max_zoom=1.2)
     assert np.abs(out[32, 32].astype(int) - img[32, 32]).max() <= 1
     corner = np.abs(out[:8, :8].astype(int) - img[:8, :8]).mean()
@@ -325,7 +313,7 @@ def test_glass_blur_is_blur_swap_blur() -> None:
     np.testing.assert_array_equal(out, ref)
     # the swap pass adds damage beyond the two Gaussian blurs alone
     no_swap = blur._glass_blur(PHOTO, sigma=p.sigma, shift=p.shift, offsets=np.zeros_like(off))
-    assert _psnr(out, PHOTO) < _psnr(no_swap, PHOTO) - 1.0
+    assert psnr(out, PHOTO) < psnr(no_swap, PHOTO) - 1.0
 
 
 @pytest.mark.parametrize("name", sorted(RANDOM))
@@ -342,7 +330,7 @@ def test_random_blurs_are_reproducible(name: str) -> None:
 
 @pytest.mark.parametrize("name", BLUR_NAMES)
 def test_severity_lowers_psnr(name: str) -> None:
-    values = [_psnr(distortions.apply(PHOTO, name, s, np.random.default_rng(2)), PHOTO)
+    values = [psnr(distortions.apply(PHOTO, name, s, np.random.default_rng(2)), PHOTO)
               for s in range(1, 6)]
     assert all(b < a for a, b in zip(values, values[1:])), values
     assert values[-1] < 30
@@ -361,27 +349,14 @@ def test_flat_image_stays_flat(name: str) -> None:
 
 @pytest.mark.parametrize("name", BLUR_NAMES)
 def test_grey_stays_grey_and_tiny_images_work(name: str) -> None:
-    grey = cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)
-    tiny = np.ascontiguousarray(PHOTO[10:42, 20:52])
     for severity in (1, 5):
-        out = distortions.apply(grey, name, severity, np.random.default_rng(0))
-        assert out.shape == (64, 96, 3)
-        np.testing.assert_array_equal(out[:, :, 0], out[:, :, 1])
-        np.testing.assert_array_equal(out[:, :, 0], out[:, :, 2])
-        small = distortions.apply(tiny, name, severity, np.random.default_rng(0))
-        assert small.shape == (32, 32, 3) and small.dtype == np.uint8
+        _, _, tiny, small = helpers.grey_and_tiny_results(name, PHOTO, severity)
         assert 0.5 * tiny.mean() < small.mean() < 1.5 * tiny.mean()
 
 
 @pytest.mark.parametrize("name", BLUR_NAMES)
 def test_functions_take_views_without_writing(name: str) -> None:
-    base = np.array(PHOTO)
-    base.setflags(write=False)
-    fn = REGISTRY[name].fn
-    for view in (base[::2, ::2], base[:, ::-1]):
-        out = fn(view, 3, np.random.default_rng(6))
-        ref = fn(np.ascontiguousarray(view), 3, np.random.default_rng(6))
-        np.testing.assert_array_equal(out, ref)
-        assert out.shape == view.shape and out.dtype == np.uint8
-        assert not np.shares_memory(out, base)
-    np.testing.assert_array_equal(base, PHOTO)
+    for view in helpers.VIEWS:
+        helpers.assert_view_gives_the_contiguous_result(
+            name, PHOTO, view, severity=3, seed=6, read_only=True
+        )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from skimage import data
 
 import distortions
 from distortions import brightness
 from distortions.registry import REGISTRY
+from tests.distortions import helpers
+from tests.distortions.helpers import VIEWS, grey_rgb, is_grey, photo
 
 # The spec's tables (../shared/spec/distortions.md), written out.
 SPEC_TABLES = {
@@ -24,7 +25,7 @@ SPEC_TABLES = {
 }
 NAMES = tuple(SPEC_TABLES)
 
-PHOTO = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
+PHOTO = photo("astronaut", (96, 96))
 LEVELS = np.arange(256, dtype=np.float64)
 RAMP = np.tile(np.arange(256, dtype=np.uint8), (32, 1))[:, :, None].repeat(3, axis=2)  # 32 x 256
 
@@ -38,13 +39,8 @@ def _hsv(img: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_table_equals_the_spec(name: str) -> None:
-    spec = REGISTRY[name]
     category, values = SPEC_TABLES[name]
-    assert spec.category == category
-    assert spec.random is False
-    field = "shift" if "shift" in name else "gamma"
-    assert [getattr(row, field) for row in spec.table] == values
-    assert [tuple(row) for row in spec.table] == [(v,) for v in values]
+    helpers.assert_one_field_table(name, category, "shift" if "shift" in name else "gamma", values)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if "shift" in n])
@@ -137,11 +133,7 @@ def test_mean_brightness_moves_monotonically_with_severity(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_and_rng_untouched(name: str) -> None:
-    rng = np.random.default_rng(4)
-    state = rng.bit_generator.state
-    a = REGISTRY[name].fn(PHOTO, 3, rng)
-    assert rng.bit_generator.state == state
-    np.testing.assert_array_equal(a, REGISTRY[name].fn(PHOTO, 3, np.random.default_rng(99)))
+    helpers.assert_deterministic_and_rng_untouched(name, PHOTO, other_seed=99)
 
 
 # ---------------------------------------------------------------------------- edge inputs
@@ -150,9 +142,7 @@ def test_deterministic_and_rng_untouched(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_grey_stays_grey_and_black_white_behave(name: str) -> None:
     fn = REGISTRY[name].fn
-    grey = np.repeat(cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
-    out = fn(grey, 4, np.random.default_rng(0))
-    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+    assert is_grey(fn(grey_rgb(PHOTO), 4, np.random.default_rng(0)))
     black = np.zeros((32, 32, 3), np.uint8)
     white = np.full((32, 32, 3), 255, np.uint8)
     if "darken" in name or "gamma" in name:
@@ -172,16 +162,10 @@ def test_flat_and_tiny_inputs(name: str) -> None:
     if "HSV" in name and "darken" not in name:
         r, g, b = out[0, 0].astype(int)
         assert r > g > b  # hue kept: still orange
-    tiny = np.ascontiguousarray(PHOTO[:32, :32])
-    assert fn(tiny, 5, np.random.default_rng(0)).shape == (32, 32, 3)
+    helpers.assert_tiny_keeps_its_shape(name, PHOTO)
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("view", ["step2", "flipped"])
+@pytest.mark.parametrize("view", VIEWS)
 def test_non_contiguous_views(name: str, view: str) -> None:
-    fn = REGISTRY[name].fn
-    base = PHOTO.copy()
-    v = base[::2, ::2] if view == "step2" else base[:, ::-1]
-    out = fn(v, 4, np.random.default_rng(0))
-    np.testing.assert_array_equal(out, fn(np.ascontiguousarray(v), 4, np.random.default_rng(0)))
-    np.testing.assert_array_equal(base, PHOTO)
+    helpers.assert_view_gives_the_contiguous_result(name, PHOTO, view)

@@ -4,33 +4,19 @@ PSNR targeting, the repair of OpenJPEG's lost DC level on flat input, tables, ed
 from __future__ import annotations
 
 import io
-import math
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data
 
 import distortions
 from distortions import REGISTRY, compression
+from tests.distortions import helpers
+from tests.distortions.helpers import photo, psnr
 
 NAMES = ("compression_jpeg", "compression_jpeg_2000")
 
-
-def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    f = short / min(h, w)
-    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-
-
-PHOTO = _resize_short(data.chelsea(), 64)  # real photo, 64 x 96
-PHOTO.setflags(write=False)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+PHOTO = photo("chelsea", 64)  # real photo, 64 x 96, read-only
 
 
 def _pillow_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
@@ -67,13 +53,13 @@ def test_jpeg_equals_the_original_pillow_encoder(severity: int) -> None:
     # bit-identical with the libjpeg-turbo builds of OpenCV 5.0 / Pillow 13; allow rounding
     # differences should the bundled libraries drift apart
     assert np.abs(ours.astype(int) - theirs).mean() < 0.25
-    assert _psnr(ours, theirs) > 45
+    assert psnr(ours, theirs) > 45
 
 
 def test_jpeg_quality_orders_psnr_and_shows_blocks() -> None:
-    img = _resize_short(data.astronaut(), 128)
+    img = photo("astronaut", 128)
     qualities = [95, 50, 25, 12, 5]
-    values = [_psnr(compression._jpeg(img, quality=q), img) for q in qualities]
+    values = [psnr(compression._jpeg(img, quality=q), img) for q in qualities]
     assert all(b < a for a, b in zip(values, values[1:])), values
     # 8 x 8 blocking: at quality 5 the jumps across block borders exceed those inside blocks
     out = compression._jpeg(img, quality=5).astype(np.float64).mean(axis=2)
@@ -88,19 +74,19 @@ def test_jpeg_quality_orders_psnr_and_shows_blocks() -> None:
 
 @pytest.mark.parametrize("severity", [1, 3, 5])
 def test_jpeg2000_reaches_the_target_psnr(severity: int) -> None:
-    img = _resize_short(data.astronaut(), 128)
+    img = photo("astronaut", 128)
     target = compression._JPEG2000[severity - 1].psnr_db
     out, notes = distortions.apply_with_notes(img, "compression_jpeg_2000", severity,
                                               np.random.default_rng(0))
-    assert target - 1.0 <= _psnr(out, img) <= target + 0.5
+    assert target - 1.0 <= psnr(out, img) <= target + 0.5
     assert notes == []  # the DC repair never fires on a photo
 
 
 def test_jpeg2000_psnr_falls_with_severity_on_several_photos() -> None:
-    for photo in (data.coffee(), data.rocket(), data.chelsea()):
-        img = _resize_short(photo, 96)
-        values = [_psnr(distortions.apply(img, "compression_jpeg_2000", s,
-                                          np.random.default_rng(0)), img) for s in range(1, 6)]
+    for name in ("coffee", "rocket", "chelsea"):
+        img = photo(name, 96)
+        values = [psnr(distortions.apply(img, "compression_jpeg_2000", s,
+                                         np.random.default_rng(0)), img) for s in range(1, 6)]
         assert all(b < a + 0.05 for a, b in zip(values, values[1:])), values
         assert values[0] - values[-1] > 3.5
 
@@ -144,7 +130,7 @@ def test_flat_channel_in_a_photo_keeps_its_level() -> None:
     img[:, :, 1] = 77  # one flat channel, two textured ones
     out = distortions.apply(img, "compression_jpeg_2000", 5, np.random.default_rng(0))
     assert abs(float(out[:, :, 1].mean()) - 77) <= 2.0
-    assert _psnr(out, img) > 20
+    assert psnr(out, img) > 20
 
 
 def test_repair_only_moves_channels_that_lost_their_dc() -> None:
@@ -165,31 +151,18 @@ def test_repair_only_moves_channels_that_lost_their_dc() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_grey_stays_grey_and_tiny_images_work(name: str) -> None:
-    grey = cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)
-    tiny = np.ascontiguousarray(PHOTO[10:42, 20:52])
     for severity in (1, 5):
-        out = distortions.apply(grey, name, severity, np.random.default_rng(0))
-        assert out.shape == (64, 96, 3)
-        np.testing.assert_array_equal(out[:, :, 0], out[:, :, 1])
-        np.testing.assert_array_equal(out[:, :, 0], out[:, :, 2])
-        assert _psnr(out[:, :, 0], grey) > 18
-        small = distortions.apply(tiny, name, severity, np.random.default_rng(0))
-        assert small.shape == (32, 32, 3) and small.dtype == np.uint8
-        assert 18 < _psnr(small, tiny) < 40
+        grey, out, tiny, small = helpers.grey_and_tiny_results(name, PHOTO, severity)
+        assert psnr(out[:, :, 0], grey) > 18
+        assert 18 < psnr(small, tiny) < 40
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_functions_take_views_without_writing(name: str) -> None:
-    base = np.array(PHOTO)
-    base.setflags(write=False)
-    fn = REGISTRY[name].fn
-    for view in (base[::2, ::2], base[:, ::-1]):
-        out = fn(view, 3, np.random.default_rng(6))
-        ref = fn(np.ascontiguousarray(view), 3, np.random.default_rng(6))
-        np.testing.assert_array_equal(out, ref)
-        assert out.shape == view.shape and out.dtype == np.uint8
-        assert out.flags.writeable and not np.shares_memory(out, base)
-    np.testing.assert_array_equal(base, PHOTO)
+    for view in helpers.VIEWS:
+        helpers.assert_view_gives_the_contiguous_result(
+            name, PHOTO, view, severity=3, seed=6, read_only=True
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)

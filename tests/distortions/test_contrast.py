@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
-from skimage import data
 
 from distortions import contrast
-from distortions.registry import REGISTRY
+from tests.distortions import helpers
+from tests.distortions.helpers import VIEWS, grey_rgb, is_grey, photo, run
 
 # The spec's tables (../shared/spec/distortions.md), written out.
 SPEC_TABLES = {
@@ -20,12 +19,8 @@ SPEC_TABLES = {
 }
 NAMES = tuple(SPEC_TABLES)
 
-PHOTO = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
-CAT = cv2.resize(data.chelsea(), (120, 80), interpolation=cv2.INTER_AREA)
-
-
-def _run(name: str, img: np.ndarray, severity: int) -> np.ndarray:
-    return REGISTRY[name].fn(img, severity, np.random.default_rng(0))
+PHOTO = photo("astronaut", (96, 96))
+CAT = photo("chelsea", (120, 80))
 
 
 # ------------------------------------------------------------------------------ tables
@@ -33,12 +28,7 @@ def _run(name: str, img: np.ndarray, severity: int) -> np.ndarray:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_table_equals_the_spec(name: str) -> None:
-    spec = REGISTRY[name]
-    category, field, values = SPEC_TABLES[name]
-    assert spec.category == category
-    assert spec.random is False
-    assert [getattr(row, field) for row in spec.table] == values
-    assert [tuple(row) for row in spec.table] == [(v,) for v in values]
+    helpers.assert_one_field_table(name, *SPEC_TABLES[name])
 
 
 # ------------------------------------------------------------------------- scale (Pillow)
@@ -114,7 +104,7 @@ def test_stretch_flat_channel_becomes_mid_grey() -> None:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("img", [PHOTO, CAT], ids=["astronaut", "chelsea"])
 def test_spread_of_intensities_moves_monotonically(name: str, img: np.ndarray) -> None:
-    spread = [float(_run(name, img, s).std()) for s in range(1, 6)]
+    spread = [float(run(name, img, s).std()) for s in range(1, 6)]
     steps = np.diff(spread)
     # (the gentle k = 2 sigmoid of contrast_strengthen_stretch flattens the extremes, so
     # severity 1 may spread less than the clean image; the ordering is over severities)
@@ -126,11 +116,7 @@ def test_spread_of_intensities_moves_monotonically(name: str, img: np.ndarray) -
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_and_rng_untouched(name: str) -> None:
-    rng = np.random.default_rng(4)
-    state = rng.bit_generator.state
-    a = REGISTRY[name].fn(PHOTO, 3, rng)
-    assert rng.bit_generator.state == state
-    np.testing.assert_array_equal(a, _run(name, PHOTO, 3))
+    helpers.assert_deterministic_and_rng_untouched(name, PHOTO)
 
 
 # ---------------------------------------------------------------------------- edge inputs
@@ -138,25 +124,19 @@ def test_deterministic_and_rng_untouched(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_edge_inputs(name: str) -> None:
-    grey = np.repeat(cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
-    out = _run(name, grey, 4)
-    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+    assert is_grey(run(name, grey_rgb(PHOTO), 4))
     flat_grey = np.full((40, 40, 3), 128, np.uint8)
-    assert (_run(name, flat_grey, 5) == 128).all()  # mean of itself: unchanged
+    assert (run(name, flat_grey, 5) == 128).all()  # mean of itself: unchanged
     black = np.zeros((32, 32, 3), np.uint8)
     if "stretch" in name:
-        assert not _run(name, black, 5).any()
+        assert not run(name, black, 5).any()
     white = np.full((32, 32, 3), 255, np.uint8)
-    out_w = _run(name, white, 5)
+    out_w = run(name, white, 5)
     assert (out_w == out_w[0, 0]).all() and out_w.any()  # flat stays flat, never black
-    tiny = np.ascontiguousarray(PHOTO[:32, :32])
-    assert _run(name, tiny, 5).shape == (32, 32, 3)
+    helpers.assert_tiny_keeps_its_shape(name, PHOTO)
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("view", ["step2", "flipped"])
+@pytest.mark.parametrize("view", VIEWS)
 def test_non_contiguous_views(name: str, view: str) -> None:
-    base = PHOTO.copy()
-    v = base[::2, ::2] if view == "step2" else base[:, ::-1]
-    np.testing.assert_array_equal(_run(name, v, 4), _run(name, np.ascontiguousarray(v), 4))
-    np.testing.assert_array_equal(base, PHOTO)
+    helpers.assert_view_gives_the_contiguous_result(name, PHOTO, view)

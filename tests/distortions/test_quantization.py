@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,23 +12,13 @@ from skimage.filters import threshold_multiotsu
 
 import distortions
 from distortions import quantization as q
+from tests.distortions.helpers import photo as demo_photo
+from tests.distortions.helpers import psnr
 
 NAMES = ("quantization_otsu", "quantization_median", "quantization_hist")
 
 
-def _photo(name: str, short: int = 96) -> np.ndarray:
-    img = getattr(data, name)()
-    h, w = img.shape[:2]
-    f = short / min(h, w)
-    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-PHOTOS = {n: _photo(n) for n in ("astronaut", "chelsea", "coffee")}
+PHOTOS = {n: demo_photo(n, 96) for n in ("astronaut", "chelsea", "coffee")}  # read-only
 
 
 # --------------------------------------------------------------------------- Otsu thresholds
@@ -122,8 +111,8 @@ def test_levels_and_damage_order(name: str, photo: str) -> None:
     img = PHOTOS[photo]
     rng = np.random.default_rng(0)
     outs = [distortions.apply(img, name, s, rng) for s in range(1, 6)]
-    psnr = [_psnr(o, img) for o in outs]
-    assert all(a > b for a, b in itertools.pairwise(psnr)), psnr
+    values = [psnr(o, img) for o in outs]
+    assert all(a > b for a, b in itertools.pairwise(values)), values
     if name != "quantization_median":
         # Class means keep each channel's brightness (the original darkened or brightened by
         # 25-33 levels); only rounding of the levels remains.
@@ -171,14 +160,15 @@ def test_hist_levels_nest_over_bin_counts(seed: int) -> None:
                                   "rocket", "hubble_deep_field", "coins"])
 def test_hist_severity_orders_the_damage_on_every_demo_photo(name: str) -> None:
     """A dominant value (retina's black surround) once made 6 bins worse than 4."""
-    img = _photo(name, 224)
+    img = demo_photo(name, 224)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     img = np.ascontiguousarray(img[:, :, :3])
-    psnr = [_psnr(q.quantization_hist(img, s, np.random.default_rng(0)), img) for s in range(1, 6)]
+    values = [psnr(q.quantization_hist(img, s, np.random.default_rng(0)), img)
+              for s in range(1, 6)]
     # class means are rounded to integers: allow that rounding, nothing more
-    assert all(b <= a + 0.05 for a, b in itertools.pairwise(psnr)), psnr
-    assert psnr[0] > psnr[-1] + 3
+    assert all(b <= a + 0.05 for a, b in itertools.pairwise(values)), values
+    assert values[0] > values[-1] + 3
 
 
 def test_median_matches_pillow_per_channel() -> None:
@@ -262,7 +252,7 @@ def test_otsu_uses_fewer_classes_on_a_few_level_channel() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_read_only_and_non_contiguous_input(name: str) -> None:
-    img = PHOTOS["astronaut"]
+    img = np.array(PHOTOS["astronaut"])  # writeable, against the read-only copy
     ro = img.copy()
     ro.setflags(write=False)
     ref = distortions.apply(img, name, 3, np.random.default_rng(0))

@@ -20,6 +20,7 @@ from skimage import data
 
 import distortions
 from distortions import REGISTRY
+from tests.distortions.helpers import colourfulness, grey_rgb, photo, psnr, resize_short
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,32 +91,13 @@ TOLERANCE = {"psnr": 0.05, "mean": 0.25, "std": 0.25, "colourfulness": 0.25}
 ORDER_EXCEPTIONS: dict[tuple[str, int], str] = {}
 
 
-def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    f = short / min(h, w)
-    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-
-
-PHOTO = _resize_short(data.astronaut(), 128)  # real photo, 128 x 128
-PHOTO.setflags(write=False)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def colourfulness(img: np.ndarray) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness M of an RGB image."""
-    r, g, b = (img[:, :, i].astype(np.float64) for i in range(3))
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+PHOTO = photo("astronaut", 128)  # real photo, 128 x 128, read-only
+CLEAN_PSNR = 100.0  # dB: the PSNR counted for an output equal to the clean photo
 
 
 def _measure(kind: str, out: np.ndarray) -> float:
     if kind == "psnr":
-        return _psnr(out, PHOTO)
+        return psnr(out, PHOTO, identical=CLEAN_PSNR)
     if kind == "mean":
         return float(out.mean())
     if kind == "std":
@@ -242,7 +224,7 @@ def test_shape_dtype_determinism_and_no_mutation(name: str, severity: int) -> No
 
 @pytest.mark.parametrize(("name", "severity"), CASES)
 def test_non_contiguous_view(name: str, severity: int) -> None:
-    base = _resize_short(data.chelsea(), 96)
+    base = resize_short(data.chelsea(), 96)  # writeable
     before = base.copy()
     view = base[::2, ::-1]  # 48 x 64, negative stride
     assert not view.flags.c_contiguous
@@ -261,7 +243,7 @@ def _edge_images() -> dict[str, np.ndarray]:
         "black": np.zeros((40, 40, 3), np.uint8),
         "tiny_32": np.ascontiguousarray(PHOTO[40:72, 50:82]),
         "grey_2d": grey2d,
-        "grey_rgb": np.repeat(grey2d[:, :, None], 3, axis=2),
+        "grey_rgb": grey_rgb(PHOTO),
         "rgba": np.dstack([PHOTO[:40, :48], np.full((40, 48), 200, np.uint8)]),
     }
 
@@ -300,7 +282,7 @@ def test_severity_orders_the_damage(name: str) -> None:
     ]
     assert not bad, f"{name}: {kind} must {'rise' if direction > 0 else 'fall'}: " + "; ".join(bad)
     # and the distortion does something: severity 5 is clearly past the clean image
-    clean = _measure(kind, PHOTO) if kind != "psnr" else 100.0
+    clean = _measure(kind, PHOTO)  # CLEAN_PSNR for psnr
     assert (values[-1] - clean) * direction > tol, (
         f"{name}: severity 5 {kind} {values[-1]:.3f} vs clean {clean:.3f}"
     )

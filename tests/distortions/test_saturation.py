@@ -5,10 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from skimage import data
 
 from distortions import saturation
 from distortions.registry import REGISTRY
+from tests.distortions import helpers
+from tests.distortions.helpers import VIEWS, colourfulness, grey_rgb, is_grey, photo, run
 
 # The spec's tables (../shared/spec/distortions.md), written out.
 SPEC_TABLES = {
@@ -19,23 +20,8 @@ SPEC_TABLES = {
 }
 NAMES = tuple(SPEC_TABLES)
 
-PHOTO = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
-CAT = cv2.resize(data.chelsea(), (120, 80), interpolation=cv2.INTER_AREA)
-
-
-def _run(name: str, img: np.ndarray, severity: int) -> np.ndarray:
-    return REGISTRY[name].fn(img, severity, np.random.default_rng(0))
-
-
-def colourfulness(img: np.ndarray) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness M of an RGB image."""
-    r, g, b = (img[:, :, i].astype(np.float64) for i in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-
-
-def _is_grey(img: np.ndarray) -> bool:
-    return bool((img[:, :, 0] == img[:, :, 1]).all() and (img[:, :, 1] == img[:, :, 2]).all())
+PHOTO = photo("astronaut", (96, 96))
+CAT = photo("chelsea", (120, 80))
 
 
 # ------------------------------------------------------------------------------ tables
@@ -43,12 +29,8 @@ def _is_grey(img: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_table_equals_the_spec(name: str) -> None:
-    spec = REGISTRY[name]
     category, values = SPEC_TABLES[name]
-    assert spec.category == category
-    assert spec.random is False
-    assert [row.scale for row in spec.table] == values
-    assert [tuple(row) for row in spec.table] == [(v,) for v in values]
+    helpers.assert_one_field_table(name, category, "scale", values)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -81,10 +63,10 @@ def test_ycrcb_scale_changes_chroma_only(scale: float) -> None:
 
 def test_scale_zero_gives_grey() -> None:
     hsv = saturation._scale_s(PHOTO, scale=0.0)
-    assert _is_grey(hsv)
+    assert is_grey(hsv)
     np.testing.assert_array_equal(hsv[:, :, 0], PHOTO.max(axis=2))  # grey = V
     ycc = saturation._scale_chroma(PHOTO, scale=0.0)
-    assert _is_grey(ycc)
+    assert is_grey(ycc)
     luma = cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY).astype(int)
     assert np.abs(ycc[:, :, 0].astype(int) - luma).max() <= 1  # grey = Y
 
@@ -105,7 +87,7 @@ def test_same_semantics_as_the_original_8bit_path(name: str) -> None:
     space = name.rsplit("_", 1)[1]
     for severity in range(1, 6):
         scale = REGISTRY[name].params(severity).scale
-        ours = _run(name, PHOTO, severity).astype(int)
+        ours = run(name, PHOTO, severity).astype(int)
         diff = np.abs(ours - _orig_8bit(PHOTO, scale, space))
         assert diff.mean() < 2.5, (severity, diff.mean())
 
@@ -115,7 +97,7 @@ def test_same_semantics_as_the_original_8bit_path(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_colourfulness_moves_monotonically(name: str) -> None:
-    m = [colourfulness(PHOTO)] + [colourfulness(_run(name, PHOTO, s)) for s in range(1, 6)]
+    m = [colourfulness(PHOTO)] + [colourfulness(run(name, PHOTO, s)) for s in range(1, 6)]
     steps = np.diff(m)
     if "strengthen" in name:
         assert (steps > 0.2).all(), m
@@ -131,7 +113,7 @@ def test_mean_saturation_moves_monotonically_on_a_low_chroma_photo(name: str) ->
     x5 to x16 (the original's 8-bit path does the same). The mean HSV saturation, the
     quantity these distortions scale, still orders the severities."""
     sat = [float(cv2.cvtColor(CAT, cv2.COLOR_RGB2HSV)[:, :, 1].mean())]
-    sat += [float(cv2.cvtColor(_run(name, CAT, s), cv2.COLOR_RGB2HSV)[:, :, 1].mean())
+    sat += [float(cv2.cvtColor(run(name, CAT, s), cv2.COLOR_RGB2HSV)[:, :, 1].mean())
             for s in range(1, 6)]
     steps = np.diff(sat)
     if "strengthen" in name:  # rises until (nearly) every pixel is fully saturated
@@ -142,11 +124,7 @@ def test_mean_saturation_moves_monotonically_on_a_low_chroma_photo(name: str) ->
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_and_rng_untouched(name: str) -> None:
-    rng = np.random.default_rng(4)
-    state = rng.bit_generator.state
-    a = REGISTRY[name].fn(PHOTO, 3, rng)
-    assert rng.bit_generator.state == state
-    np.testing.assert_array_equal(a, _run(name, PHOTO, 3))
+    helpers.assert_deterministic_and_rng_untouched(name, PHOTO)
 
 
 # ---------------------------------------------------------------------------- edge inputs
@@ -154,26 +132,22 @@ def test_deterministic_and_rng_untouched(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_edge_inputs(name: str) -> None:
-    grey = np.repeat(cv2.cvtColor(PHOTO, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
-    out = _run(name, grey, 5)
-    assert _is_grey(out)
+    grey = grey_rgb(PHOTO)
+    out = run(name, grey, 5)
+    assert is_grey(out)
     assert np.abs(out.astype(int) - grey).max() <= 1  # nothing to (de)saturate
     for value in (0, 255):
         flat = np.full((32, 40, 3), value, np.uint8)
-        np.testing.assert_array_equal(_run(name, flat, 5), flat)
+        np.testing.assert_array_equal(run(name, flat, 5), flat)
     orange = np.tile(np.array([180, 120, 60], np.uint8), (40, 48, 1))
-    out = _run(name, orange, 3)
+    out = run(name, orange, 3)
     assert (out == out[0, 0]).all()  # flat stays flat
     r, g, b = out[0, 0].astype(int)
     assert r >= g >= b  # still an orange/yellow hue (or grey)
-    tiny = np.ascontiguousarray(PHOTO[:32, :32])
-    assert _run(name, tiny, 5).shape == (32, 32, 3)
+    helpers.assert_tiny_keeps_its_shape(name, PHOTO)
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("view", ["step2", "flipped"])
+@pytest.mark.parametrize("view", VIEWS)
 def test_non_contiguous_views(name: str, view: str) -> None:
-    base = PHOTO.copy()
-    v = base[::2, ::2] if view == "step2" else base[:, ::-1]
-    np.testing.assert_array_equal(_run(name, v, 4), _run(name, np.ascontiguousarray(v), 4))
-    np.testing.assert_array_equal(base, PHOTO)
+    helpers.assert_view_gives_the_contiguous_result(name, PHOTO, view)
