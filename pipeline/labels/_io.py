@@ -1,5 +1,6 @@
-"""Shared reading helpers of the adapters: tolerant headers, case-insensitive file lookup,
-and a collector that turns every bad row into a `FailureRecord` instead of dropping it.
+"""Shared reading helpers of the adapters: tolerant headers, CSV and xlsx tables read the
+same way, case-insensitive file lookup, and a collector that turns every bad row into a
+`FailureRecord` instead of dropping it.
 
 Header variants accepted everywhere: a UTF-8 byte-order mark, surrounding whitespace,
 any case, and spaces or hyphens instead of underscores (`" Image name"` -> `image_name`).
@@ -11,7 +12,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.labels.records import LabelledImage, Scale, normalise
@@ -26,7 +27,10 @@ __all__ = [
     "header_key",
     "parse_number",
     "read_csv",
+    "read_sheet",
     "read_text",
+    "require_columns",
+    "sheet_rows",
 ]
 
 
@@ -99,6 +103,58 @@ def read_csv(
     return header, rows()
 
 
+def sheet_rows(path: Path) -> list[tuple[object, ...]]:
+    """All rows (values) of the first sheet of an xlsx workbook, header first."""
+    try:
+        import openpyxl
+    except ImportError as err:  # openpyxl is the `labels` extra
+        msg = "reading SPAQ needs openpyxl: pip install 'dqgen[labels]'"
+        raise ImportError(msg) from err
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        return list(wb.worksheets[0].iter_rows(values_only=True))
+    finally:
+        wb.close()
+
+
+def read_sheet(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, object]]]]:
+    """Header keys and `(row number, {key: value})` rows of an xlsx workbook's first sheet.
+
+    The xlsx counterpart of `read_csv`: rows whose cells are all empty are skipped, short
+    rows get None for the missing keys. Values are kept as openpyxl gives them (numbers
+    stay numbers; text is not stripped).
+
+    Raises:
+        DatasetLayoutError: the sheet has no rows at all.
+    """
+    sheet = sheet_rows(path)
+    if not sheet:
+        msg = f"{path}: empty sheet"
+        raise DatasetLayoutError(msg)
+    header = [header_key(h) for h in sheet[0]]
+
+    def rows() -> Iterator[tuple[int, dict[str, object]]]:
+        for row, values in enumerate(sheet[1:], start=2):
+            cells = {k: (values[i] if i < len(values) else None) for i, k in enumerate(header)}
+            if all(v is None or str(v).strip() == "" for v in cells.values()):
+                continue
+            yield row, cells
+
+    return header, rows()
+
+
+def require_columns(path: Path, header: Sequence[str], columns: Iterable[str]) -> None:
+    """Check that the header keys of label file `path` include every one of `columns`.
+
+    Raises:
+        DatasetLayoutError: names the missing columns and the header as read.
+    """
+    missing = [c for c in columns if c not in header]
+    if missing:
+        msg = f"{path}: missing column(s) {', '.join(missing)}; header is {header}"
+        raise DatasetLayoutError(msg)
+
+
 class FileIndex:
     """Case-insensitive file lookup under a root (one directory listing per folder).
 
@@ -167,12 +223,31 @@ class Collector:
         dataset: adapter name (goes into records and failure ids).
         root: dataset root folder.
         label_file: the label file being read (absolute path).
+        label: the label key that decides every image's score (`mos`, `dmos`, ...).
+        scale: that label's native scale.
+        rule: the normalisation rule, in words, written into every record.
+
+    `label`, `scale` and `rule` are the same for all images of a dataset; PIPAL sets
+    `scale` and `rule` once the ELO range of the rows read is known, and BAPPS (pairs
+    only, no images) leaves them unset.
     """
 
-    def __init__(self, dataset: str, root: Path, label_file: Path) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        root: Path,
+        label_file: Path,
+        *,
+        label: str = "",
+        scale: Scale | None = None,
+        rule: str = "",
+    ) -> None:
         self.dataset = dataset
         self.root = Path(root)
         self.label_file = Path(label_file)
+        self.label = label
+        self.scale = scale
+        self.rule = rule
         self.out = LabelSet()
         self._seen: dict[str, int] = {}
         self._rel: tuple[Path, str] | None = None
@@ -193,30 +268,68 @@ class Collector:
         """Switch to another label file of the same dataset (PIPAL: one file per reference)."""
         self.label_file = Path(label_file)
 
-    def fail(self, row: int, error_type: str, reason: str) -> None:
-        """Record a bad row; the message names file, row and reason."""
-        self._failed.add((self.label_rel, row))
-        self.out.failures.append(
-            FailureRecord(
-                stage="labels",
-                item_id=f"{self.dataset}:{self.label_rel}:{row}",
-                error_type=error_type,
-                message=f"{self.label_file}: row {row}: {reason}",
-                path=str(self.label_file),
-            )
-        )
-
-    def fail_at(self, where: str, error_type: str, reason: str, path: Path | None = None) -> None:
-        """Record a failure of an item that is not a row of a label file (BAPPS triplets)."""
+    def _failure(self, where: str, error_type: str, message: str, path: Path) -> None:
+        """Append one labels-stage failure with id `<dataset>:<where>`."""
         self.out.failures.append(
             FailureRecord(
                 stage="labels",
                 item_id=f"{self.dataset}:{where}",
                 error_type=error_type,
-                message=f"{self.root / where}: {reason}",
-                path=str(path or self.root / where),
+                message=message,
+                path=str(path),
             )
         )
+
+    def fail(self, row: int, error_type: str, reason: str) -> None:
+        """Record a bad row; the message names file, row and reason."""
+        self._failed.add((self.label_rel, row))
+        self._failure(
+            f"{self.label_rel}:{row}",
+            error_type,
+            f"{self.label_file}: row {row}: {reason}",
+            self.label_file,
+        )
+
+    def fail_at(self, where: str, error_type: str, reason: str, path: Path | None = None) -> None:
+        """Record a failure of an item that is not a row of a label file (BAPPS triplets)."""
+        target = self.root / where
+        self._failure(where, error_type, f"{target}: {reason}", path or target)
+
+    def blank(self, row: int, what: str, *cells: str) -> bool:
+        """True, recording a `bad_row` failure "empty <what>", when any of `cells` is empty.
+
+        `cells` are the row's key cells (image name, prompt, ...), already stripped.
+        """
+        if all(cells):
+            return False
+        self.fail(row, "bad_row", f"empty {what}")
+        return True
+
+    def read_labels(
+        self,
+        row: int,
+        cells: Mapping[str, object],
+        optional: Iterable[str] = (),
+        *,
+        column: str | None = None,
+    ) -> dict[str, float | None] | None:
+        """The labels of one table row: the required score (the collector's `label` key),
+        then each `optional` key that is a column of the table (`cells` holds every header
+        key).
+
+        `column` is the score's column as the failure message names it (default the key);
+        optional cells are named by their key. None, with the failure recorded by `number`,
+        when the required score is bad; a bad optional cell is recorded too, but its row
+        still gets its labels (None for that cell) and is rejected later by `image`.
+        """
+        value = self.number(row, cells[self.label], column or self.label)
+        if value is None:
+            return None
+        labels: dict[str, float | None] = {self.label: value}
+        for key in optional:
+            if key in cells:
+                labels[key] = self.number(row, cells[key], key, required=False)
+        return labels
 
     def number(self, row: int, raw: object, column: str, *, required: bool = True) -> float | None:
         """Parse one cell; a bad or NaN required value records a failure and gives None.
@@ -244,17 +357,19 @@ class Collector:
         image_id: str,
         path: str | None,
         labels: dict[str, float | None],
-        label: str,
-        scale: Scale,
-        rule: str,
         **fields: object,
     ) -> LabelledImage | None:
-        """Build and keep one image record, or record why the row is unusable.
+        """Build and keep one image record, scored by the collector's label, scale and rule,
+        or record why the row is unusable.
 
         `path` None means the file was not found (a `missing_file` failure); None values in
         `labels` are dropped (absent optional labels). The first occurrence of an image id
         wins; later ones are `duplicate` failures naming the first row.
         """
+        label, scale = self.label, self.scale
+        if scale is None:
+            msg = f"{self.dataset}: the collector has no scale to score images with"
+            raise TypeError(msg)
         if (self.label_rel, row) in self._failed:
             return None  # already reported (e.g. a bad optional cell)
         if image_id in self._seen:
@@ -283,7 +398,7 @@ class Collector:
             label=label,
             scale=scale,
             score=score,
-            rule=rule,
+            rule=self.rule,
             label_file=self.label_rel,
             row=row,
             **fields,  # type: ignore[arg-type]

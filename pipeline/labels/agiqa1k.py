@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.labels._io import Collector, DatasetLayoutError, FileIndex, find_file, header_key
+from pipeline.labels._io import Collector, FileIndex, find_file, read_sheet, require_columns
 from pipeline.labels.records import Scale
 from pipeline.labels.registry import LabelSet, register_adapter
-from pipeline.labels.spaq import sheet_rows
 
 __all__ = ["read_agiqa1k"]
 
@@ -35,38 +34,24 @@ RULE = "mos / 5"
 def read_agiqa1k(root: Path) -> LabelSet:
     """Read AGIQA-1k's MOS workbook under `root` (see the module docstring)."""
     label_file = find_file(root, ["AIGC_MOS_Zscore.xlsx"], "AGIQA-1k MOS workbook")
-    rows = sheet_rows(label_file)
-    if not rows:
-        msg = f"{label_file}: empty sheet"
-        raise DatasetLayoutError(msg)
-    header = [header_key(h) for h in rows[0]]
-    missing = [c for c in ("image", "prompt", "mos") if c not in header]
-    if missing:
-        msg = f"{label_file}: missing column(s) {', '.join(missing)}; header is {header}"
-        raise DatasetLayoutError(msg)
+    header, rows = read_sheet(label_file)
+    require_columns(label_file, header, ("image", "prompt", "mos"))
     files = FileIndex(root)
     images_dir = files.first_dir(["file", "images", "image"]) or "file"
-    col = Collector("agiqa1k", root, label_file)
-    for row, values in enumerate(rows[1:], start=2):
-        cells = {k: (values[i] if i < len(values) else None) for i, k in enumerate(header)}
-        if all(v is None or str(v).strip() == "" for v in cells.values()):
-            continue
+    col = Collector("agiqa1k", root, label_file, label="mos", scale=SCALE, rule=RULE)
+    for row, cells in rows:
         name = str(cells["image"] or "").strip()
         prompt = str(cells["prompt"] or "").strip()
-        if not name or not prompt:
-            col.fail(row, "bad_row", "empty Image or Prompt")
+        if col.blank(row, "Image or Prompt", name, prompt):
             continue
-        mos = col.number(row, cells["mos"], "MOS")
-        if mos is None:
+        labels = col.read_labels(row, cells, column="MOS")
+        if labels is None:
             continue
         col.image(
             row,
             image_id=name,
             path=files.find(f"{images_dir}/{name}"),
-            labels={"mos": mos},
-            label="mos",
-            scale=SCALE,
-            rule=RULE,
+            labels=labels,
             prompt=prompt,
         )
     return col.out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.labels._io import Collector, DatasetLayoutError, FileIndex, find_file, read_csv
+from pipeline.labels._io import Collector, FileIndex, find_file, read_csv, require_columns
 from pipeline.labels.records import Scale
 from pipeline.labels.registry import LabelSet, register_adapter
 
@@ -38,25 +38,17 @@ def read_agiqa3k(root: Path) -> LabelSet:
     """Read AGIQA-3k's `data.csv` under `root` (see the module docstring)."""
     label_file = find_file(root, ["data.csv"], "AGIQA-3k label file")
     header, rows = read_csv(label_file)
-    missing = [c for c in ("name", "prompt", "mos_quality") if c not in header]
-    if missing:
-        msg = f"{label_file}: missing column(s) {', '.join(missing)}; header is {header}"
-        raise DatasetLayoutError(msg)
+    require_columns(label_file, header, ("name", "prompt", "mos_quality"))
     files = FileIndex(root)
     images_dir = files.first_dir(["AGIQA-3K", "images", "image"]) or ""
-    col = Collector("agiqa3k", root, label_file)
+    col = Collector("agiqa3k", root, label_file, label="mos_quality", scale=SCALE, rule=RULE)
     for row, cells in rows:
         name, prompt = cells["name"], cells["prompt"]
-        if not name or not prompt:
-            col.fail(row, "bad_row", "empty name or prompt")
+        if col.blank(row, "name or prompt", name, prompt):
             continue
-        mos = col.number(row, cells["mos_quality"], "mos_quality")
-        if mos is None:
+        labels = col.read_labels(row, cells, _OPTIONAL)
+        if labels is None:
             continue
-        labels: dict[str, float | None] = {"mos_quality": mos}
-        for key in _OPTIONAL:
-            if key in cells:
-                labels[key] = col.number(row, cells[key], key, required=False)
         attributes = {k: cells[k] for k in ("adj1", "adj2", "style") if cells.get(k)}
         parts = Path(name).stem.rsplit("_", 2)
         if len(parts) == 3:  # AttnGAN_normal_000.jpg: model, generation setting, index
@@ -67,9 +59,6 @@ def read_agiqa3k(root: Path) -> LabelSet:
             image_id=name,
             path=path,
             labels=labels,
-            label="mos_quality",
-            scale=SCALE,
-            rule=RULE,
             prompt=prompt,
             attributes=attributes,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.labels._io import Collector, DatasetLayoutError, FileIndex, find_file, read_csv
+from pipeline.labels._io import Collector, FileIndex, find_file, read_csv, require_columns
 from pipeline.labels.records import Scale
 from pipeline.labels.registry import LabelSet, register_adapter
 
@@ -47,34 +47,23 @@ def read_aigciqa2023(root: Path) -> LabelSet:
         root, ["AIGCIQA2023.csv", "DATA/MOS/AIGCIQA2023.csv"], "AIGCIQA2023 label table"
     )
     header, rows = read_csv(label_file)
-    missing = [c for c in ("name", "prompt", "quality_mos") if c not in header]
-    if missing:
-        msg = f"{label_file}: missing column(s) {', '.join(missing)}; header is {header}"
-        raise DatasetLayoutError(msg)
+    require_columns(label_file, header, ("name", "prompt", "quality_mos"))
     files = FileIndex(root)
     images_dir = files.first_dir(["Image/allimg", "allimg", "Image"]) or "Image/allimg"
-    col = Collector("aigciqa2023", root, label_file)
+    col = Collector("aigciqa2023", root, label_file, label="quality_mos", scale=SCALE, rule=RULE)
     for row, cells in rows:
         name, prompt = cells["name"], cells["prompt"]
-        if not name or not prompt:
-            col.fail(row, "bad_row", "empty name or prompt")
+        if col.blank(row, "name or prompt", name, prompt):
             continue
-        mos = col.number(row, cells["quality_mos"], "quality_mos")
-        if mos is None:
+        labels = col.read_labels(row, cells, _OPTIONAL)
+        if labels is None:
             continue
-        labels: dict[str, float | None] = {"quality_mos": mos}
-        for key in _OPTIONAL:
-            if key in cells:
-                labels[key] = col.number(row, cells[key], key, required=False)
         attributes = {k: cells[k] for k in ("style", "class") if cells.get(k)}
         col.image(
             row,
             image_id=name,
             path=files.find(f"{images_dir}/{name}"),
             labels=labels,
-            label="quality_mos",
-            scale=SCALE,
-            rule=RULE,
             prompt=prompt,
             attributes=attributes,
         )

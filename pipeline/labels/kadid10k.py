@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.labels._io import Collector, DatasetLayoutError, FileIndex, find_file, read_csv
+from pipeline.labels._io import Collector, FileIndex, find_file, read_csv, require_columns
 from pipeline.labels.records import Scale
 from pipeline.labels.registry import LabelSet, register_adapter
 
@@ -37,22 +37,17 @@ def read_kadid10k(root: Path) -> LabelSet:
     """Read KADID-10k's `dmos.csv` under `root` (see the module docstring)."""
     label_file = find_file(root, ["dmos.csv"], "KADID-10k label file")
     header, rows = read_csv(label_file)
-    missing = [c for c in _COLUMNS if c not in header]
-    if missing:
-        msg = f"{label_file}: missing column(s) {', '.join(missing)}; header is {header}"
-        raise DatasetLayoutError(msg)
+    require_columns(label_file, header, _COLUMNS)
     files = FileIndex(root)
     images_dir = files.first_dir(["images", ""]) or ""
-    col = Collector("kadid10k", root, label_file)
+    col = Collector("kadid10k", root, label_file, label="dmos", scale=SCALE, rule=RULE)
     for row, cells in rows:
         name, ref = cells["dist_img"], cells["ref_img"]
-        if not name or not ref:
-            col.fail(row, "bad_row", "empty dist_img or ref_img")
+        if col.blank(row, "dist_img or ref_img", name, ref):
             continue
-        dmos = col.number(row, cells["dmos"], "dmos")
-        if dmos is None:
+        labels = col.read_labels(row, cells, ("var",))
+        if labels is None:
             continue
-        var = col.number(row, cells.get("var", ""), "var", required=False)
         ref_path = files.find(f"{images_dir}/{ref}")
         if ref_path is None:
             col.fail(row, "missing_file", f"reference {ref!r} not found in {root / images_dir}")
@@ -63,10 +58,7 @@ def read_kadid10k(root: Path) -> LabelSet:
             row,
             image_id=name,
             path=files.find(f"{images_dir}/{name}"),
-            labels={"dmos": dmos, "var": var},
-            label="dmos",
-            scale=SCALE,
-            rule=RULE,
+            labels=labels,
             ref_id=Path(ref).stem,
             ref_path=ref_path,
             attributes=attributes,

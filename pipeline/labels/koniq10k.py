@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.labels._io import Collector, DatasetLayoutError, FileIndex, find_file, read_csv
+from pipeline.labels._io import Collector, FileIndex, find_file, read_csv, require_columns
 from pipeline.labels.records import Scale
 from pipeline.labels.registry import LabelSet, register_adapter
 
@@ -38,25 +38,17 @@ def read_koniq10k(root: Path) -> LabelSet:
     """Read KonIQ-10k's label file under `root` (see the module docstring)."""
     label_file = find_file(root, ["koniq10k_distributions_sets.csv"], "KonIQ-10k label file")
     header, rows = read_csv(label_file)
-    missing = [c for c in ("image_name", "mos") if c not in header]
-    if missing:
-        msg = f"{label_file}: missing column(s) {', '.join(missing)}; header is {header}"
-        raise DatasetLayoutError(msg)
+    require_columns(label_file, header, ("image_name", "mos"))
     files = FileIndex(root)
     images_dir = files.first_dir(["1024x768", "512x384"]) or "1024x768"
-    col = Collector("koniq10k", root, label_file)
+    col = Collector("koniq10k", root, label_file, label="mos", scale=SCALE, rule=RULE)
     for row, cells in rows:
         name = cells["image_name"]
-        if not name:
-            col.fail(row, "bad_row", "empty image_name")
+        if col.blank(row, "image_name", name):
             continue
-        mos = col.number(row, cells["mos"], "MOS")
-        if mos is None:
+        labels = col.read_labels(row, cells, _OPTIONAL, column="MOS")
+        if labels is None:
             continue
-        labels: dict[str, float | None] = {"mos": mos}
-        for key in _OPTIONAL:
-            if key in cells:
-                labels[key] = col.number(row, cells[key], key, required=False)
         raw_set = cells.get("set", "").lower()
         split = _SETS.get(raw_set)
         if raw_set and split is None:
@@ -71,9 +63,6 @@ def read_koniq10k(root: Path) -> LabelSet:
             image_id=name,
             path=files.find(f"{images_dir}/{name}"),
             labels=labels,
-            label="mos",
-            scale=SCALE,
-            rule=RULE,
             split=split,
         )
     return col.out

@@ -86,14 +86,13 @@ def read_livec(root: Path) -> LabelSet:
         raise DatasetLayoutError(msg)
     files = FileIndex(root)
     images_dir = files.first_dir(["Images"]) or "Images"
-    col = Collector("livec", root, mos_file)
+    col = Collector("livec", root, mos_file, label="mos", scale=SCALE, rule=RULE)
     out_note = min(TRAINING_ENTRIES, len(names))
     for i, name in enumerate(names):
         row = i + 1  # MATLAB entry number
         if row <= TRAINING_ENTRIES:
             continue
-        if not name:
-            col.fail(row, "bad_row", "empty image name")
+        if col.blank(row, "image name", name):
             continue
         value = col.number(row, mos[i], "AllMOS_release")
         if value is None:
@@ -106,9 +105,6 @@ def read_livec(root: Path) -> LabelSet:
             image_id=name,
             path=files.find(f"{images_dir}/{name}"),
             labels=labels,
-            label="mos",
-            scale=SCALE,
-            rule=RULE,
         )
     col.out.notes.append(f"entries 1..{out_note} (rater-training images) left out by rule")
     return col.out

@@ -49,7 +49,7 @@ def read_pipal(root: Path) -> LabelSet:
         raise DatasetLayoutError(msg)
     dist_dir = files.first_dir(["Train_Dist", "Dist_Imgs"]) or "Train_Dist"
     ref_dir = files.first_dir(["Train_Ref"]) or "Train_Ref"
-    col = Collector("pipal", root, label_files[0])
+    col = Collector("pipal", root, label_files[0], label="elo")  # scale and rule: below
     parsed: list[tuple[Path, int, str, float]] = []
     for label_file in label_files:
         col.use(label_file)
@@ -89,8 +89,8 @@ def read_pipal(root: Path) -> LabelSet:
         msg = f"{root / label_dir}: fewer than two distinct usable ELO scores, cannot normalise"
         raise DatasetLayoutError(msg)
     lo, hi = min(u[3] for u in usable), max(u[3] for u in usable)
-    scale = Scale(min=lo, max=hi, higher_is_better=True)
-    rule = f"(elo - {lo:g}) / ({hi:g} - {lo:g}): min-max over the images read"
+    col.scale = Scale(min=lo, max=hi, higher_is_better=True)
+    col.rule = f"(elo - {lo:g}) / ({hi:g} - {lo:g}): min-max over the images read"
     for label_file, row, name, elo, path, ref_path in usable:
         col.use(label_file)
         stem = Path(name).stem.split("_")
@@ -99,9 +99,6 @@ def read_pipal(root: Path) -> LabelSet:
             image_id=name,
             path=path,
             labels={"elo": elo},
-            label="elo",
-            scale=scale,
-            rule=rule,
             ref_id=name.split("_")[0],
             ref_path=ref_path,
             attributes={"distortion_type": stem[1]} if len(stem) >= 2 else {},

@@ -45,7 +45,7 @@ def read_tid2013(root: Path) -> LabelSet:
     files = FileIndex(root)
     dist_dir = files.first_dir(["distorted_images"]) or "distorted_images"
     ref_dir = files.first_dir(["reference_images"]) or "reference_images"
-    col = Collector("tid2013", root, label_file)
+    col = Collector("tid2013", root, label_file, label="mos", scale=SCALE, rule=RULE)
     lines = read_text(label_file).splitlines()
     std = _std_lines(root, label_file, lines, col)
     for row, line in enumerate(lines, start=1):
@@ -83,9 +83,6 @@ def read_tid2013(root: Path) -> LabelSet:
             image_id=name.lower(),
             path=files.find(f"{dist_dir}/{name}"),
             labels=labels,
-            label="mos",
-            scale=SCALE,
-            rule=RULE,
             ref_id=ref_id,
             ref_path=ref_path,
             attributes=attributes,

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from pipeline.labels import HumanPair, LabelledImage, LabelSet
+from pipeline.labels import HumanPair, LabelledImage, LabelSet, get_adapter
 from pipeline.labels.pairs import pairs_from_images
 from pipeline.labels.splits import apply_to_images, assign_splits
 
-__all__ = ["assert_failures", "assert_images", "assert_pairs", "split_and_pair"]
+__all__ = ["assert_failures", "assert_images", "assert_pairs", "make_and_read", "split_and_pair"]
+
+
+def make_and_read(
+    tmp_path_factory, make: Callable[[Path], dict], name: str
+) -> tuple[Path, dict, LabelSet]:
+    """`(root, info, out)`: `make` (a `fixtures.make_<dataset>`) writes its official layout
+    into a fresh folder named after the dataset, read through `get_adapter(name)` (`name`
+    may be a spelling variant or alias, so the lookup is exercised too)."""
+    root = tmp_path_factory.mktemp(make.__name__.removeprefix("make_"))
+    info = make(root)
+    return root, info, get_adapter(name).read(root)
 
 
 def assert_images(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.labels import get_adapter
 from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_agiqa1k
@@ -16,9 +16,7 @@ from tests.pipeline.labels.fixtures import make_agiqa1k
 
 @pytest.fixture(scope="module")
 def agiqa1k(tmp_path_factory):
-    root = tmp_path_factory.mktemp("agiqa1k")
-    info = make_agiqa1k(root)
-    return root, info, get_adapter("AGIQA-1k").read(root)
+    return make_and_read(tmp_path_factory, make_agiqa1k, "AGIQA-1k")
 
 
 def test_records_with_prompt(agiqa1k):

@@ -10,6 +10,7 @@ from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_agiqa3k
@@ -17,9 +18,7 @@ from tests.pipeline.labels.fixtures import make_agiqa3k
 
 @pytest.fixture(scope="module")
 def agiqa(tmp_path_factory):
-    root = tmp_path_factory.mktemp("agiqa3k")
-    info = make_agiqa3k(root)
-    return root, info, get_adapter("AGIQA-3k").read(root)
+    return make_and_read(tmp_path_factory, make_agiqa3k, "AGIQA-3k")
 
 
 def test_records_with_prompt_and_alignment(agiqa):

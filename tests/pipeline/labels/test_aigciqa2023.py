@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.labels import get_adapter
 from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_aigciqa2023
@@ -16,9 +16,7 @@ from tests.pipeline.labels.fixtures import make_aigciqa2023
 
 @pytest.fixture(scope="module")
 def aigc(tmp_path_factory):
-    root = tmp_path_factory.mktemp("aigciqa2023")
-    info = make_aigciqa2023(root)
-    return root, info, get_adapter("aigciqa2023").read(root)
+    return make_and_read(tmp_path_factory, make_aigciqa2023, "aigciqa2023")
 
 
 def test_records_with_three_mos(aigc):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.labels import get_adapter
 from pipeline.labels.pairs import filter_native_pairs
+from tests.pipeline.labels.checks import make_and_read
 from tests.pipeline.labels.fixtures import make_bapps
 
 
 @pytest.fixture(scope="module")
 def bapps(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bapps")
-    info = make_bapps(root)
-    return root, info, get_adapter("bapps").read(root)
+    return make_and_read(tmp_path_factory, make_bapps, "bapps")
 
 
 def test_pairs_as_published(bapps):

@@ -9,6 +9,7 @@ from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_kadid10k
@@ -16,9 +17,7 @@ from tests.pipeline.labels.fixtures import make_kadid10k
 
 @pytest.fixture(scope="module")
 def kadid(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kadid10k")
-    info = make_kadid10k(root)
-    return root, info, get_adapter("KADID-10k").read(root)
+    return make_and_read(tmp_path_factory, make_kadid10k, "KADID-10k")
 
 
 def test_records_and_normalisation(kadid):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.labels import get_adapter
 from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_koniq10k
@@ -16,9 +16,7 @@ from tests.pipeline.labels.fixtures import make_koniq10k
 
 @pytest.fixture(scope="module")
 def koniq(tmp_path_factory):
-    root = tmp_path_factory.mktemp("koniq10k")
-    info = make_koniq10k(root)
-    return root, info, get_adapter("koniq-10k").read(root)
+    return make_and_read(tmp_path_factory, make_koniq10k, "koniq-10k")
 
 
 def test_records_official_split(koniq):

@@ -10,6 +10,7 @@ from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_livec
@@ -17,9 +18,7 @@ from tests.pipeline.labels.fixtures import make_livec
 
 @pytest.fixture(scope="module")
 def livec(tmp_path_factory):
-    root = tmp_path_factory.mktemp("livec")
-    info = make_livec(root)
-    return root, info, get_adapter("CLIVE").read(root)
+    return make_and_read(tmp_path_factory, make_livec, "CLIVE")
 
 
 def test_records_skip_training_entries(livec):

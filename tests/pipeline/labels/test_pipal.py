@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.labels import get_adapter
 from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_pipal
@@ -16,9 +16,7 @@ from tests.pipeline.labels.fixtures import make_pipal
 
 @pytest.fixture(scope="module")
 def pipal(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipal")
-    info = make_pipal(root)
-    return root, info, get_adapter("pipal").read(root)
+    return make_and_read(tmp_path_factory, make_pipal, "pipal")
 
 
 def test_records_elo_min_max(pipal):

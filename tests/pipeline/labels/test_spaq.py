@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.labels import get_adapter
 from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_spaq
@@ -16,9 +16,7 @@ from tests.pipeline.labels.fixtures import make_spaq
 
 @pytest.fixture(scope="module")
 def spaq(tmp_path_factory):
-    root = tmp_path_factory.mktemp("spaq")
-    info = make_spaq(root)
-    return root, info, get_adapter("spaq").read(root)
+    return make_and_read(tmp_path_factory, make_spaq, "spaq")
 
 
 def test_records_with_attributes(spaq):

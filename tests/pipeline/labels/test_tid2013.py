@@ -9,6 +9,7 @@ from tests.pipeline.labels.checks import (
     assert_failures,
     assert_images,
     assert_pairs,
+    make_and_read,
     split_and_pair,
 )
 from tests.pipeline.labels.fixtures import make_tid2013
@@ -16,9 +17,7 @@ from tests.pipeline.labels.fixtures import make_tid2013
 
 @pytest.fixture(scope="module")
 def tid(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tid2013")
-    info = make_tid2013(root)
-    return root, info, get_adapter("tid2013").read(root)
+    return make_and_read(tmp_path_factory, make_tid2013, "tid2013")
 
 
 def test_records_case_insensitive_files(tid):
