@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,25 @@ def fail(message: str, code: int = 2) -> None:
     # or message holding "[...]" is printed as is, not read as Rich markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v",
+        help="Show Prefect's own log lines (each flow and task run) on the console. They "
+        "always reach the Prefect UI; without -v the console shows dqgen's progress and "
+        "summary, and Prefect's warnings and errors.",
+    ),
+) -> None:
+    """Build descriptive image-quality-assessment datasets (DQ-495K style)."""
+    # Read by Prefect when it sets up logging (its first import, inside the commands):
+    # only the console handler is quieted, the API handler (the UI) keeps every line. A
+    # value the user set wins; `serve` keeps the run logs, its console is the server's.
+    if "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL" not in os.environ:
+        if not verbose and ctx.invoked_subcommand != "serve":
+            os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 
 
 def split_list(values: list[str] | None) -> list[str] | None:

@@ -67,6 +67,12 @@ def _run_prefect(manifest: Any, **kwargs: Any) -> dict[str, Any]:
         from flows.build_flow import run_build_flow
     except ImportError as err:
         fail(f"the Prefect runner is not available ({err}); use --no-prefect")
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):  # the ~10 s of silence before the first bar
+        console.print("[dim]prefect: starting a temporary local server (ephemeral mode; set "
+                      "PREFECT_API_URL to use a running one, or --no-prefect)[/]",
+                      highlight=False)
     return run_build_flow(manifest, **kwargs)
 
 

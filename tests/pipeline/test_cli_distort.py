@@ -265,3 +265,4 @@ def test_help_texts() -> None:
         assert "Usage" in res.output
     res = runner.invoke(app, ["distort", "--help"])
     assert "default_rng(seed)" in " ".join(res.output.split())
+
