@@ -10,15 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich import box
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import app, console, fail, split_list
 
 __all__ = ["respond_cmd", "retry_failures_cmd", "summary_line", "summary_table"]
-
-
-def _names(values: Optional[list[str]]) -> Optional[list[str]]:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
 def summary_table(title: str, result: dict[str, Any]) -> Table:
@@ -112,6 +106,10 @@ def respond_cmd(
         None, "--concurrency", help="Requests in flight (overrides responder.concurrency)."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also redo samples with open failure records."),
+    replay_file: Optional[Path] = typer.Option(
+        None, "--replay-file",
+        help="Answers to replay: a responses JSONL of another build, or a JSON/YAML map "
+        "{sample_id: text} (sets responder.replay_file; implies --responder replay)."),
 ) -> None:
     """Ask the responder for the detail answers of every refA/refAB sample not answered yet.
 
@@ -133,18 +131,24 @@ def respond_cmd(
                if v is not None}
     if responder is not None and responder not in ("template", "openai", "replay"):
         fail(f"--responder must be template, openai or replay, got {responder!r}")
+    if replay_file is not None:
+        if responder not in (None, "replay"):
+            fail(f"--replay-file goes with --responder replay, not {responder!r}")
+        if not replay_file.is_file():
+            fail(f"{replay_file}: replay file not found")
+        updates.update(kind="replay", replay_file=str(replay_file.expanduser().resolve()))
     try:
         config = m.responder.model_validate({**m.responder.model_dump(), **updates})
     except ValueError as err:
         fail(f"invalid responder option: {err}")
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
-    kind_list, split_list = _names(kinds), _names(splits)
+    kind_list, split_names = split_list(kinds), split_list(splits)
     from pipeline.records import KINDS
 
     for k in kind_list or []:
         if k not in KINDS:
             fail(f"unknown sample kind {k!r}; known: {', '.join(KINDS)}")
-    targets = [(k, s) for k in (kind_list or m.kinds()) for s in (split_list or m.splits())]
+    targets = [(k, s) for k in (kind_list or m.kinds()) for s in (split_names or m.splits())]
     if not any(store.samples_path(k, s).exists() for k, s in targets):
         fail(f"no sample records under {store.root / 'samples'} for "
              f"{', '.join(f'{k}/{s}' for k, s in targets) or 'the manifest'}: "
@@ -152,7 +156,7 @@ def respond_cmd(
     bars = _Bars()
     try:
         with bars.progress:
-            result = respond(m, store, kinds=kind_list, splits=split_list, config=config,
+            result = respond(m, store, kinds=kind_list, splits=split_names, config=config,
                              retry_failed=retry_failed, progress=bars, origin="dqgen respond")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))

@@ -52,6 +52,11 @@ def assemble(
     export_formats: list[str] = typer.Option(None, "--export", help="Also export in these "
                                              "formats (depictqa, jsonl, llava, sharegpt, "
                                              "parquet)."),
+    responder_key: str = typer.Option(None, "--responder-key",
+                                      help="Which `responses/<key>/` feeds the detail tasks, "
+                                      "e.g. template or openai--gpt-4o (default: the "
+                                      "manifest's responder; sets tasks.responder_key).",
+                                      show_default=False),
 ) -> None:
     """Write the DepictQA task files `tasks/<task>/<split>.json`.
 
@@ -71,6 +76,13 @@ def assemble(
     bad = [f for f in split_list(export_formats) or [] if f not in _EXPORT_FORMATS]
     if bad:
         fail(f"unknown export format(s) {', '.join(bad)}; known: {', '.join(_EXPORT_FORMATS)}")
+    if responder_key is not None:
+        if not (store.root / "responses" / responder_key).is_dir():
+            known = sorted(p.name for p in (store.root / "responses").glob("*/") if p.is_dir())
+            fail(f"{store.root / 'responses' / responder_key}: no such responses folder "
+                 f"(present: {', '.join(known) or 'none'})")
+        m = m.model_copy(update={"tasks": m.tasks.model_copy(
+            update={"responder_key": responder_key})})
     try:
         summary = assemble_tasks(m, store, kinds=split_list(kinds), splits=split_list(splits),
                                  tasks=split_list(tasks))

@@ -76,3 +76,35 @@ def test_openai_via_manifest_url_then_retry_failures(tmp_path, monkeypatch):
     assert info["config"]["base_url"] == url
     assert not [p for p in (tmp_path / "ds").rglob("*") if p.is_file()
                 and key.encode() in p.read_bytes()]
+
+
+def test_replay_file_option_then_assemble_from_that_responder(tmp_path):
+    recs = make_samples(tmp_path / "ds", "refA_sd", "train", 3)
+    m = _manifest(tmp_path)
+    r = runner.invoke(app, ["respond", str(m), "--kinds", "refA_sd"])
+    assert r.exit_code == 0, r.output
+    template = Store(tmp_path / "ds").responses_path("template", "refA_sd", "train")
+    texts = {x.sample_id: x.text for x in read_jsonl(template, ResponseRecord)}
+    # another build's answers replayed into this dataset: no responder is called
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({sid: f"{t} (replayed)" for sid, t in texts.items()}))
+    r = runner.invoke(app, ["respond", str(m), "--kinds", "refA_sd", "--replay-file",
+                            str(answers)])
+    assert r.exit_code == 0, r.output
+    store = Store(tmp_path / "ds")
+    replayed = list(read_jsonl(store.responses_path("replay", "refA_sd", "train"),
+                               ResponseRecord))
+    assert {x.sample_id: x.text for x in replayed} == {
+        sid: f"{t} (replayed)" for sid, t in texts.items()}
+    bad = runner.invoke(app, ["respond", str(m), "--replay-file", str(answers),
+                              "--responder", "openai"])
+    assert bad.exit_code == 2 and "--replay-file goes with --responder replay" in bad.output
+    # assemble reads whichever responder the option names
+    for key, suffix in (("template", ""), ("replay", " (replayed)")):
+        r = runner.invoke(app, ["assemble", str(m), "--kinds", "refA_sd", "--responder-key", key])
+        assert r.exit_code == 0, r.output
+        rows = json.loads((tmp_path / "ds/tasks/refA_detail_sd/train.json").read_text())
+        got = {row["sample_id"]: row["conversations"][1]["value"] for row in rows}
+        assert got == {rec.sample_id: texts[rec.sample_id] + suffix for rec in recs}
+    r = runner.invoke(app, ["assemble", str(m), "--responder-key", "openai--nope"])
+    assert r.exit_code == 2 and "present: replay, template" in " ".join(r.output.split())
