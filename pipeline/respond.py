@@ -398,8 +398,8 @@ class _Run:
         version = self.config.prompt_version
         with _file_lock(out_path):
             _repair(out_path)
-            superseded = _set_aside_other_versions(store, out_path, version)
-            done = {r["sample_id"] for r in read_jsonl(out_path)}
+            rows, superseded = _set_aside_other_versions(store, out_path, version)
+            done = {r["sample_id"] for r in rows}
         open_failed = {f.item_id for f in store.failures(STAGE) if f.path == rel_out}
         wanted = [s for s in samples if only_ids is None or s.sample_id in only_ids]
         todo = [s for s in wanted if s.sample_id not in done
@@ -523,13 +523,14 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _repair(path: Path) -> None:
-    """Drop the torn last line a killed run may have left, so appends start on a new line."""
+    """Drop the torn last line a killed run may have left, so appends start on a new line
+    (responses files and run logs alike; read_jsonl already skips a torn last line)."""
     if path.exists() and path.stat().st_size:
         with open(path, "rb") as f:
             f.seek(-1, os.SEEK_END)
             if f.read(1) == b"\n":
                 return
-        atomic_write_jsonl(path, list(read_jsonl(path, ResponseRecord)))
+        atomic_write_jsonl(path, list(read_jsonl(path)))
 
 
 def superseded_path(store: Store, out_path: Path) -> Path:
@@ -541,21 +542,23 @@ def superseded_path(store: Store, out_path: Path) -> Path:
     return store.root / "responses" / key / "superseded" / Path(*rest)
 
 
-def _set_aside_other_versions(store: Store, out_path: Path, version: str) -> int:
+def _set_aside_other_versions(store: Store, out_path: Path,
+                              version: str) -> tuple[list[dict[str, Any]], int]:
     """Move the records of a prompt version other than `version` out of the responses file
     (appended to `superseded_path`, then the file rewritten atomically), so one responses
     file never mixes prompt versions and those samples count as not answered yet. Returns
-    how many were moved. Call under the file's lock."""
+    the rows kept (plain dicts) and how many were moved. Call under the file's lock."""
     rows = list(read_jsonl(out_path))  # plain dicts: cheap when nothing is to move
-    if all(r.get("prompt_version") == version for r in rows):
-        return 0
-    records = [ResponseRecord.model_validate(r) for r in rows]
-    other = [r for r in records if r.prompt_version != version]
+    kept = [r for r in rows if r.get("prompt_version") == version]
+    if len(kept) == len(rows):
+        return rows, 0
+    other = [ResponseRecord.model_validate(r) for r in rows
+             if r.get("prompt_version") != version]
     log.info("respond: %d answer(s) of another prompt version set aside from %s (now %s)",
              len(other), out_path, version)
     append_jsonl(superseded_path(store, out_path), other)
-    atomic_write_jsonl(out_path, [r for r in records if r.prompt_version == version])
-    return len(other)
+    atomic_write_jsonl(out_path, [ResponseRecord.model_validate(r) for r in kept])
+    return kept, len(other)
 
 
 def _finalize(out_path: Path, order: list[str]) -> None:
@@ -616,20 +619,8 @@ RUN_LOG = "respond"  # logs/respond/<key>.jsonl
 
 
 def read_run_log(path: Path) -> list[dict[str, Any]]:
-    """The runs of one run log, oldest first; lines a killed run left torn are skipped."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
+    """The runs of one run log, oldest first (a torn last line of a killed run is skipped)."""
+    return [row for row in read_jsonl(Path(path)) if isinstance(row, dict)]
 
 
 def run_log_path(store: Store, key: str) -> Path:
@@ -648,9 +639,9 @@ def _safe_url(url: str | None) -> str | None:
 
 def log_run(store: Store, responder: Responder, config: ResponderConfig,
             result: dict[str, Any], *, origin: str, run_id: str | None = None) -> None:
-    """Append one run's summary to `run_log_path` (append-only; one write of one line under
-    the file's lock, after a newline if a killed run left a torn line), so rejections,
-    calls, tokens and cost of every run survive later runs (pipeline.report totals them).
+    """Append one run's summary to `run_log_path` (append-only; one flushed line under the
+    file's lock, after dropping a torn line a killed run left), so rejections, calls,
+    tokens and cost of every run survive later runs (pipeline.report totals them).
 
     Line: {"run_id", "time", "origin" ("build", "respond", "retry-failures", ...), "key",
     "responder", "model", "prompt_version", "base_url", "splits", "totals",
@@ -660,22 +651,10 @@ def log_run(store: Store, responder: Responder, config: ResponderConfig,
            "origin": origin, "key": responder.key, "responder": responder.name,
            "model": responder.model, "prompt_version": config.prompt_version,
            "base_url": _safe_url(config.base_url), **result}
-    data = (json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
     path = run_log_path(store, responder.key)
     with _file_lock(path):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            if os.fstat(fd).st_size:
-                with open(path, "rb") as f:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        data = b"\n" + data  # finish a torn line; readers skip it
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _repair(path)
+        append_jsonl(path, [row])
 
 
 def _resolve(manifest: Manifest | None, config: ResponderConfig | None,
