@@ -47,12 +47,10 @@ NOREF_TASK_TYPES: dict[str, str] = {
 _ADJ = r"(?:(?:original|pristine|clean|undistorted|given)\s+)?"
 # The optional noun either is taken or is absent (a lookahead, so the regex cannot backtrack
 # to "the reference" + the word "image"): "the reference image: ..." is one phrase.
-_NOUNS = r"(?:image|picture|photo|photograph|version)s?\b"
+_NOUN_WORDS = r"(?:image|picture|photo|photograph|version)"
+_NOUNS = rf"{_NOUN_WORDS}s?\b"
 _REF_NOUN = rf"(?:\s+{_NOUNS}|(?!\s+{_NOUNS}))"
-_NOUN = (
-    r"(?:\s+(?:image|picture|photo|photograph|version)(?P<plural>s)?\b"
-    rf"|(?!\s+{_NOUNS}))"
-)
+_NOUN = rf"(?:\s+{_NOUN_WORDS}(?P<plural>s)?\b|(?!\s+{_NOUNS}))"
 # A removable phrase never ends in a possessive ("the reference's detail"), a compound
 # ("reference-based") or the antecedent of a relative clause ("the reference, which is
 # sharp"): those keep their phrase, and "the reference" is substituted instead.
@@ -74,7 +72,8 @@ _CLAUSE_VERB = re.compile(
     re.IGNORECASE,
 )
 _DASH = r"(?:[\u2014\u2013]|--?(?=\s))"
-_CONJUNCTION = re.compile(r"\s*(?:and|but|or|so|yet|while|whereas)\b", re.IGNORECASE)
+_CONJUNCTIONS = r"(?:and|but|or|so|yet|while|whereas)\b"
+_CONJUNCTION = re.compile(rf"\s*{_CONJUNCTIONS}", re.IGNORECASE)
 # An abbreviation whose full stop does not end a sentence ("Image A (vs. the reference)").
 _ABBREVIATION = re.compile(r"(?:^|\W)(?:vs|e\.g|i\.e|cf|approx|resp|incl|esp)\.$", re.IGNORECASE)
 _BULLET = re.compile(r"\s*(?:[-*\u2022]|\d+[.)])\s*")
@@ -96,7 +95,7 @@ _MID_LEAD = re.compile(
 _MID_TAIL = re.compile(
     rf"(?P<open>\s*,)?\s*\b(?P<tail>{_TAIL})\s+{_REF}(?P<close>\s*,)?", re.IGNORECASE
 )
-_ENDS_WITH_CONJUNCTION = re.compile(r"\b(?:and|but|or|so|yet|while|whereas)$", re.IGNORECASE)
+_ENDS_WITH_CONJUNCTION = re.compile(rf"\b{_CONJUNCTIONS}$", re.IGNORECASE)
 # What is left: "the reference (image)" -> "a high-quality image".
 _REMAINING = re.compile(rf"\bthe\s+{_ADJ}reference{_NOUN}(?!-)", re.IGNORECASE)
 _WORD = re.compile(r"\breferenc\w*", re.IGNORECASE)

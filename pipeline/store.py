@@ -42,7 +42,7 @@ from pydantic import BaseModel
 
 from pipeline.records import FailureRecord
 
-__all__ = ["FILE_MODE", "Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["FILE_MODE", "LOGS_DIR", "Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_jsonl", "read_jsonl"]
 
 M = TypeVar("M", bound=BaseModel)

@@ -108,7 +108,7 @@ def sheet_rows(path: Path) -> list[tuple[object, ...]]:
     try:
         import openpyxl
     except ImportError as err:  # openpyxl is the `labels` extra
-        msg = "reading SPAQ needs openpyxl: pip install 'dqgen[labels]'"
+        msg = f"{path}: reading .xlsx label files needs openpyxl: pip install 'dqgen[labels]'"
         raise ImportError(msg) from err
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:

@@ -342,10 +342,9 @@ def build_labels(
     source_failures: dict[str, list[FailureRecord]] = {}
     for src in sources:
         summary, failures = _build_one(manifest, store, src)
+        summaries[src.dataset] = summary
         if "error" in summary:  # an unreadable source must not feed last run's pairs on
             _remove_pairs(store, src.dataset)
-        summaries[src.dataset] = summary
-        if "error" in summary:
             source_failures[src.dataset] = failures
         if on_source is not None:
             on_source(src.dataset, summary)
@@ -353,13 +352,10 @@ def build_labels(
     # failures/labels.jsonl = every dataset's row failures + this run's source failures,
     # rewritten (not appended) so a re-run never duplicates them.
     all_failures: list[FailureRecord] = []
-    in_manifest = {s.dataset for s in manifest.sources}
-    for ds_dir in (
-        sorted((store.root / "labels").glob("*/")) if (store.root / "labels").is_dir() else []
-    ):
-        if ds_dir.name in source_failures or ds_dir.name not in in_manifest:
-            continue
-        all_failures.extend(read_jsonl(ds_dir / "failures.jsonl", FailureRecord))
+    for name in sorted(s.dataset for s in manifest.sources):  # a dropped source's stay out
+        if name not in source_failures:
+            all_failures.extend(read_jsonl(labels_dir(store, name) / "failures.jsonl",
+                                           FailureRecord))
     for failures in source_failures.values():
         all_failures.extend(failures)
     if all_failures or store.failures_path("labels").exists():
