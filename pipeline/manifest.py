@@ -63,7 +63,7 @@ def check_relative_path(path: str, *, field: str) -> str:
         msg = f"{field}: empty path"
         raise ValueError(msg)
     posix, win = PurePosixPath(path), PureWindowsPath(path)
-    if posix.is_absolute() or win.is_absolute() or win.drive:
+    if posix.is_absolute() or win.drive or win.root:  # C:x, C:\\x and \\x all leave the root
         msg = f"{field}: {path!r} is absolute; list paths relative to references.root"
         raise ValueError(msg)
     if ".." in posix.parts or ".." in win.parts:
@@ -99,19 +99,11 @@ class ReferencesConfig(_Config):
     @classmethod
     def _glob_inside_root(cls, v: str) -> str:
         # pathlib would raise NotImplementedError on an absolute pattern, and `..` would
-        # match files outside the root: refuse both here, with the field named.
+        # match files outside the root: the rule of every listed path applies to globs too.
         if not v.strip():
             msg = "empty pattern; use '*' (top folder) or '**/*' (recursive)"
             raise ValueError(msg)
-        posix, win = PurePosixPath(v), PureWindowsPath(v)
-        if posix.is_absolute() or win.drive or win.root:
-            msg = (f"{v!r} is absolute; a glob is matched inside references.root, so give "
-                   f"it relative to that folder (set references.root to the folder instead)")
-            raise ValueError(msg)
-        if ".." in posix.parts or ".." in win.parts:
-            msg = f"{v!r} leaves references.root ('..' is not allowed in a glob)"
-            raise ValueError(msg)
-        return v
+        return check_relative_path(v, field="glob")
 
     @field_validator("files")
     @classmethod
