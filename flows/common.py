@@ -10,7 +10,6 @@ package: the deployments' default, found from any working directory).
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.tasks import tally
-from pipeline.manifest import Manifest, ManifestError, load_manifest
+from pipeline.manifest import Manifest, ManifestError, load_demo_manifest, load_manifest
 
 __all__ = [
     "ManifestParam",
@@ -48,9 +47,7 @@ def load_manifest_param(manifest: ManifestParam) -> Manifest:
     if isinstance(manifest, dict):
         return Manifest.model_validate(manifest)
     if not manifest:
-        ref = importlib.resources.files("data_manifest") / "demo.yaml"
-        with importlib.resources.as_file(ref) as path:
-            return load_manifest(path)
+        return load_demo_manifest()
     path = Path(manifest).expanduser()
     if not path.is_absolute() and not path.exists():
         msg = (f"{manifest}: manifest not found in the working directory {Path.cwd()} of "

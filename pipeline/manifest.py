@@ -45,6 +45,7 @@ __all__ = [
     "TasksConfig",
     "check_manifest_files",
     "check_relative_path",
+    "load_demo_manifest",
     "load_manifest",
 ]
 
@@ -350,6 +351,16 @@ def check_manifest_files(manifest: Manifest) -> None:
             msg = (f"judge.predictions: {path} {what} (relative paths are resolved against "
                    f"the manifest's folder, {manifest.base_dir})")
             raise ManifestError(msg)
+
+
+def load_demo_manifest() -> Manifest:
+    """The embedded demo, data_manifest/demo.yaml inside the installed package (found from
+    any working directory)."""
+    import importlib.resources
+
+    ref = importlib.resources.files("data_manifest") / "demo.yaml"
+    with importlib.resources.as_file(ref) as path:
+        return load_manifest(path)
 
 
 def load_manifest(path: str | Path, **overrides: Any) -> Manifest:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 from pathlib import Path
 from typing import Any
@@ -64,14 +63,10 @@ def split_list(values: list[str] | None) -> list[str] | None:
 def load_manifest_or_demo(path: Path | None) -> Any:
     """The manifest at `path`, or the embedded demo (data_manifest/demo.yaml) when None;
     a ManifestError becomes the standard one-line error (exit 2)."""
-    from pipeline.manifest import ManifestError, load_manifest
+    from pipeline.manifest import ManifestError, load_demo_manifest, load_manifest
 
     try:
-        if path is None:
-            ref = importlib.resources.files("data_manifest") / "demo.yaml"
-            with importlib.resources.as_file(ref) as demo:
-                return load_manifest(demo)
-        return load_manifest(path)
+        return load_demo_manifest() if path is None else load_manifest(path)
     except ManifestError as err:
         fail(str(err))
 

@@ -52,7 +52,5 @@ def serve(
         # a missing dask extra is a ValueError too (flows.runners.DaskNotInstalledError)
         spec = RunnerSpec(runner=runner, workers=workers, dask_address=dask_address)
         serve_deployments(path, spec=spec, names=list(flows) if flows else None, limit=limit)
-    except typer.Exit:  # click's Exit is a RuntimeError: never report it as an error
-        raise
     except (ValueError, RuntimeError) as err:
         fail(str(err))
