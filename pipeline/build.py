@@ -50,6 +50,7 @@ from pipeline.ingest import (
     list_sources,
     merge_references,
 )
+from pipeline.learnability import PROBE_DIR, stage_probe
 from pipeline.manifest import Manifest, check_manifest_files
 from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
@@ -238,8 +239,8 @@ def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
     """Write `manifest.lock.json`: resolved manifest, versions, sha256 of every output file.
 
     The content is deterministic (no timestamp), so two builds of one manifest have equal
-    locks. Hidden files (temp files of writes in progress), the run history under logs/
-    and the lock itself are left out.
+    locks. Hidden files (temp files of writes in progress), the run history under logs/,
+    the probe's model and run figures under probe/ and the lock itself are left out.
 
     Returns:
         {"files": n} (output files hashed).
@@ -249,7 +250,8 @@ def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
     if store.root.exists():
         for path in sorted(store.root.rglob("*")):
             rel = path.relative_to(store.root)
-            if (path.is_file() and path != store.lock_path and rel.parts[0] != LOGS_DIR
+            if (path.is_file() and path != store.lock_path
+                    and rel.parts[0] not in (LOGS_DIR, PROBE_DIR)
                     and not any(part.startswith(".") for part in rel.parts)):
                 outputs[rel.as_posix()] = _sha256_file(path)
     lock = {
@@ -396,6 +398,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("labels", stage_labels),
     ("respond", stage_respond),  # pipeline/respond.py: the manifest's responder
     ("assemble", stage_assemble),
+    ("probe", stage_probe),  # pipeline/learnability.py: only when the manifest has `probe:`
     ("report", stage_report),
     ("lock", stage_lock),
 ]

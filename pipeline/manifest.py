@@ -39,6 +39,7 @@ __all__ = [
     "LabelSourceConfig",
     "Manifest",
     "ManifestError",
+    "ProbeSettings",
     "ReferencesConfig",
     "ResizeConfig",
     "ResponderConfig",
@@ -262,6 +263,20 @@ class LabelSourceConfig(_Config):
         return v
 
 
+class ProbeSettings(_Config):
+    """The learnability probe `dqgen build` runs after assembly (docs/training.md).
+
+    Absent from a manifest: no probe. `epochs`: passes over the train split; `seed`: None
+    takes the manifest's seed; `device`: auto (CUDA when present), cpu or cuda; `minutes`:
+    cap on the probe's wall time (it stops and says so in probe/metrics.json).
+    """
+
+    epochs: int = Field(..., ge=1)
+    seed: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    minutes: float | None = Field(None, gt=0)
+
+
 class Manifest(_Config):
     """A build manifest. See data_manifest/demo.yaml for a commented example."""
 
@@ -278,6 +293,7 @@ class Manifest(_Config):
     responder: ResponderConfig = ResponderConfig()
     tasks: TasksConfig = TasksConfig()
     sources: list[LabelSourceConfig] = []  # human-labelled datasets (labels stage)
+    probe: ProbeSettings | None = None  # learnability probe after assembly (None: none)
     base_dir: str = "."  # folder of the manifest file (set by load_manifest)
 
     @field_validator("counts")

@@ -30,6 +30,7 @@ from PIL import Image
 
 from distortions.pairs import CATEGORY_PHRASES
 from pipeline.assemble import TASK_NAMES, TASKS, read_task_file, short_answer
+from pipeline.learnability import learnability_lines, read_probe_metrics
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
 from pipeline.seeds import rng_for
@@ -315,6 +316,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "task_dropped": tasks_summary.get("dropped", {}),
         "task_filtered": tasks_summary.get("filtered", {}),
         "_lengths": {k: v for k, v in lengths.items()},
+        "_probe": read_probe_metrics(store.root),  # probe/metrics.json (Learnability)
     }
 
 
@@ -610,6 +612,7 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
             f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
             f"completion tokens, ${u['cost_usd']:.4f}",
             *_run_lines(stats), ""]
+    out += learnability_lines(stats.get("_probe"))
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
             "distortions with severities, and the first line of the accepted answer (or the "
