@@ -29,21 +29,20 @@ def plot_confusion(identify: dict[str, Any], path: Path, cell: int = 34) -> None
     """Draw identify["confusion"] (K x K counts) with identify["classes"] as labels."""
     conf, names = identify["confusion"], identify["classes"]
     k = len(names)
-    left, top = 150, 150
+    left, top = 150, 180
     im = Image.new("RGB", (left + k * cell + 20, top + k * cell + 40), "white")
     d = ImageDraw.Draw(im)
     acc = identify.get("test_accuracy")
     title = (f"identify (test): accuracy {acc:.3f}, chance {identify.get('chance') or 0:.3f}, "
              f"n {identify.get('n_test_labelled', 0)}" if acc is not None else "identify: no test records")
     d.text((10, 8), title, fill="black", font=_FONT)
-    d.text((left, top - 18), "predicted ->", fill="black", font=_FONT)
-    d.text((10, top - 18), "true", fill="black", font=_FONT)
+    d.text((10, top - 18), "true \\ predicted", fill="black", font=_FONT)
     for i, name in enumerate(names):
         d.text((10, top + i * cell + cell // 2 - 5), name[:22], fill="black", font=_FONT)
         label = Image.new("RGB", (130, 12), "white")
         ImageDraw.Draw(label).text((0, 0), name[:22], fill="black", font=_FONT)
         label = label.rotate(90, expand=True)
-        im.paste(label, (left + i * cell + cell // 2 - 6, top - 150 + 10))
+        im.paste(label, (left + i * cell + cell // 2 - 6, top - 136))
     for i, row in enumerate(conf):
         total = sum(row) or 1
         for j, n in enumerate(row):
