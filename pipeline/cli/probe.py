@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import JSON_HELP, app, console, dataset_dir, emit, fail
 
 __all__ = ["probe"]
 
@@ -54,8 +54,9 @@ def probe(
                                    "(default 64).", show_default=False),
     workers: int = typer.Option(None, "--workers", "-w", min=0, help="Loader processes "
                                 "(default: 0 on CPU, up to 4 on CUDA).", show_default=False),
-    out: Path = typer.Option(None, "--out", help="Output folder (default: DATASET/probe).",
-                             show_default=False),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: "
+                             "DATASET/probe).", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train a small CNN from scratch on the dataset and score it on the test split.
 
@@ -69,6 +70,7 @@ def probe(
     from pipeline.cli.tasks import _manifest_from_lock
     from pipeline.learnability import probe_settings, run_dataset_probe
 
+    dataset_dir(dataset)
     if not (dataset / "tasks").is_dir():
         fail(f"{dataset}: no tasks/ folder; build or assemble the dataset first")
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
@@ -87,11 +89,11 @@ def probe(
     def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
-    console.print(f"identify: {f(ident['test_accuracy'])} (chance {f(ident['chance'])}, "
-                  f"n {ident['n_test']}); severity Spearman {f(sev['test_spearman'])} "
-                  f"(n {sev['n_test']}); compare: {f(cmp_['test_accuracy'])} "
-                  f"(n {cmp_['n_test']})", highlight=False)
     cap = " (stopped by --minutes)" if m["time_capped"] else ""
-    console.print(f"{m['device']}: {m['epochs_completed']:g}/{m['epochs_requested']} epochs"
-                  f"{cap}, {m['train_images_per_s']:.0f} train images/s, {m['wall_s']:.0f} s; "
-                  f"wrote {out or dataset / 'probe'}/metrics.json", highlight=False)
+    lines = (f"identify: {f(ident['test_accuracy'])} (chance {f(ident['chance'])}, "
+             f"n {ident['n_test']}); severity Spearman {f(sev['test_spearman'])} "
+             f"(n {sev['n_test']}); compare: {f(cmp_['test_accuracy'])} (n {cmp_['n_test']})\n"
+             f"{m['device']}: {m['epochs_completed']:g}/{m['epochs_requested']} epochs{cap}, "
+             f"{m['train_images_per_s']:.0f} train images/s, {m['wall_s']:.0f} s; "
+             f"wrote {out or dataset / 'probe'}/metrics.json")
+    emit(lines, m, as_json)

@@ -185,6 +185,9 @@ def test_probe_cli_errors_are_one_line(tiny: Path, tmp_path: Path) -> None:
     from pipeline.cli import app
 
     res = CliRunner().invoke(app, ["probe", str(tmp_path)])
+    assert res.exit_code == 2 and f"{tmp_path}: not a dataset folder" in res.output
+    (tmp_path / "samples").mkdir()
+    res = CliRunner().invoke(app, ["probe", str(tmp_path)])
     assert res.exit_code == 2 and "no tasks/ folder" in res.output
     res = CliRunner().invoke(app, ["probe", str(tiny), "--device", "tpu"])
     assert res.exit_code == 2 and "--device must be auto, cpu or cuda" in res.output
@@ -215,10 +218,11 @@ def test_build_runs_the_probe_when_the_manifest_asks(photo_dir: Path, tmp_path: 
     assert f"| compare (refAB_brief) | pair accuracy | {metrics['compare']['test_accuracy']:.3f}" in card
 
     res = CliRunner().invoke(app, ["probe", str(root), "--epochs", "1", "--seed", "4",
-                                   "--batch-size", "8", "--device", "cpu"])
+                                   "--batch-size", "8", "--device", "cpu", "--json"])
     assert res.exit_code == 0, res.output
     again = json.loads((root / "probe" / "metrics.json").read_text(encoding="utf-8"))
-    assert again["config"]["seed"] == 4 and "identify:" in res.output and "img/s" in res.output
+    assert again["config"]["seed"] == 4 and again["identify"]["n_test"] == metrics["identify"]["n_test"]
+    assert '"train_images_per_s"' in res.output and "img/s" in res.output  # bar + JSON
 
 
 def test_probe_learns(photo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
