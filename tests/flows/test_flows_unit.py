@@ -32,7 +32,7 @@ def test_prefect_yaml_has_one_deployment_per_kind_plus_assembly() -> None:
     assert set(flows) == {"refA_sd", "refA_md", "refAB_sd", "refAB_md", "assemble_tasks",
                           "build_dataset", "train_probe"}
     probe = flows["train_probe"]  # the probe goes to the GPU machines' pool
-    assert probe["work_pool"]["name"] == "gpu" and "dataset" in probe["parameters"]
+    assert probe["work_pool"]["name"] == "gpu" and probe["parameters"]["device"] == "auto"
     for name in ("refA_sd", "refA_md", "refAB_sd", "refAB_md", "assemble_tasks"):
         params = flows[name]["parameters"]
         assert {"manifest", "split"} <= set(params)  # parameterised by manifest and split

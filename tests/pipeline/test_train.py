@@ -22,7 +22,7 @@ from tests.pipeline.build_fixtures import photo_dir, write_manifest  # noqa: F40
 
 ROOT = Path(__file__).resolve().parents[2]
 # speed figures and paths differ between two runs; everything else must not
-_RUN_KEYS = {"train_images_per_s", "train_s", "wall_s", "dataset"}
+_RUN_KEYS = {"train_images_per_s", "train_s", "eval_s", "wall_s", "dataset"}
 _TINY = {"epochs": 1, "batch_size": 8, "crop": 32, "eval_crop": 48, "width": 8, "seed": 3,
          "device": "cpu", "threads": 1}
 
