@@ -35,6 +35,8 @@ from pydantic import (
 from pipeline.records import KINDS
 
 __all__ = [
+    "DeqaSourceConfig",
+    "ExportOptions",
     "JudgeConfig",
     "LabelSourceConfig",
     "Manifest",
@@ -189,6 +191,44 @@ class ResponderConfig(_Config):
     price_output_per_1m: float | None = Field(None, ge=0)
 
 
+EXPORT_FORMATS: tuple[str, ...] = ("depictqa", "jsonl", "llava", "llava-onevision", "sharegpt",
+                                    "parquet", "deqa-score", "qinsight")
+ExportFormat = Literal["depictqa", "jsonl", "llava", "llava-onevision", "sharegpt", "parquet",
+                       "deqa-score", "qinsight"]
+
+
+class DeqaSourceConfig(_Config):
+    """DeQA-Score soft-label settings of one human-labelled source (docs/exports.md).
+
+    `density`: Gaussian `pdf` at the five levels or `cdf` over unit bins; `thre_std` /
+    `thre_diff`: the two-level ("binary") fallback thresholds of DeQA-Score's
+    build_soft_labels/gen_soft_label.py; `missing_std`: what to do with a source that
+    publishes no std (SPAQ): `skip` it, or write the `binary` split of its MOS.
+    """
+
+    density: Literal["pdf", "cdf"] | None = None  # None: DeQA-Score's default for the source
+    thre_std: float = Field(0.2, ge=0)
+    thre_diff: float = Field(0.1, ge=0)
+    missing_std: Literal["skip", "binary"] = "skip"
+
+
+class ExportOptions(_Config):
+    """Settings of the export formats that need more than the task files (docs/exports.md).
+
+    `compose`: LLaVA 1.5 multi-image records: None refuses them (skipped, named), or
+    `side-by-side` writes one labelled canvas per record. `deqa_score`: per-source
+    overrides (dataset name -> DeqaSourceConfig). `qinsight_categories`: distortion
+    categories of the Q-Insight degradation file (None: the four of its prompt; clean
+    images always). `qinsight_data_root`: the prefix of `json_path` in the Q-Insight
+    data_config files (where the dataset sits relative to their training folder).
+    """
+
+    compose: Literal["side-by-side"] | None = None
+    deqa_score: dict[str, DeqaSourceConfig] = {}
+    qinsight_categories: list[str] | None = None
+    qinsight_data_root: str = "./data/dqgen"
+
+
 class TasksConfig(_Config):
     """How the assemble/export/report stages write task files (see README "Task files").
 
@@ -201,7 +241,7 @@ class TasksConfig(_Config):
     `pair_sources`: which pairs/<source>/ folders of human-judged pairs join the brief
     comparison tasks (None: those of the manifest's `sources`; folders left by a
     source since removed from the manifest are ignored). `exports`: formats `dqgen build`
-    writes at the end.
+    writes at the end (EXPORT_FORMATS); `export_options`: their settings (ExportOptions).
     """
 
     severity_filter_noref: bool = True
@@ -210,7 +250,8 @@ class TasksConfig(_Config):
     questions_version: str = "v1"
     responder_key: str | None = None
     pair_sources: list[str] | None = None
-    exports: list[Literal["depictqa", "jsonl", "llava", "sharegpt", "parquet"]] = []
+    exports: list[ExportFormat] = []
+    export_options: ExportOptions = ExportOptions()
     report: bool = True
     contact_sheet_samples: int = Field(12, ge=0, le=64)
     extra: dict[str, Any] = {}
