@@ -313,7 +313,7 @@ def export_tasks(store: Store, fmt: str, *, dest: Path | None = None,
     if fmt == "jsonl":
         from pipeline.exporters.jsonl import dataset_card
 
-        card = dataset_card([(t, s) for t, s, _ in files], store.root.name)
+        card = dataset_card([(t, s) for t, s, _ in files], "dqgen dataset")
         atomic_write_bytes(out_dir / "README.md", card.encode("utf-8"))
     if fmt == "llava" and opts.compose is not None and tasks is None:
         _prune_canvases(store, canvases)  # a full export: canvases no record uses go

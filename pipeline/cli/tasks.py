@@ -158,7 +158,8 @@ def export(
                                       "parquet, deqa-score (soft labels from labels/), "
                                       "qinsight. Repeat or comma-separate for several."),
     dest: Path = typer.Option(None, "--dest", help="Output folder (default: "
-                              "`DATASET/exports/<format>`; for depictqa: tasks/ itself)."),
+                              "`DATASET/exports/<format>`, `-` written `_`: "
+                              "exports/deqa_score; for depictqa: tasks/ itself)."),
     tasks: list[str] = typer.Option(None, "--tasks", help="Only these task names "
                                     "(deqa-score: these label sources)."),
     compose: str = typer.Option(None, "--compose", help="llava: `side-by-side` draws each "
