@@ -12,7 +12,6 @@ from rich.table import Table
 from pipeline.cli._app import (
     JSON_HELP, app, console, dataset_dir, emit, fail, load_manifest_or_demo, split_list,
 )
-
 from pipeline.manifest import EXPORT_FORMATS as _EXPORT_FORMATS
 
 __all__ = ["assemble", "export", "report"]
