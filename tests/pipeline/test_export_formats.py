@@ -391,3 +391,43 @@ def test_export_options_from_the_lock(store) -> None:
     assert cli.exit_code == 0, cli.output
     recs = read_task_file(store.root / "l2" / "refAB_brief" / "train.json")
     assert recs and all(r["image"].startswith("exports/llava/images/") for r in recs)
+
+
+def test_dqgen_build_writes_the_listed_formats(tmp_path) -> None:
+    """`dqgen build` of human-labelled sources with `tasks.exports` naming the new formats,
+    its export options from the manifest; `dqgen export` afterwards gives the same bytes."""
+    lines = ["name: humans", "seed: 4", "sources:"]
+    for name in ("kadid10k", "koniq10k"):
+        getattr(F, f"make_{name}")(tmp_path / "data" / name)
+        lines += [f"  - dataset: {name}", f"    root: data/{name}"]
+    lines += ["tasks:", "  report: false", "  exports: [jsonl, deqa-score, qinsight, llava]",
+              "  export_options:", "    compose: side-by-side",
+              "    deqa_score: {kadid10k: {density: cdf}}"]
+    manifest = tmp_path / "humans.yaml"
+    manifest.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["build", str(manifest), "--no-prefect", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ex = out / "exports"
+    kadid = json.loads((ex / "deqa_score" / "kadid10k" / "train.json").read_text())
+    images = list(read_jsonl(out / "labels" / "kadid10k" / "images.jsonl", LabelledImage))
+    moses = [im.labels["dmos"] for im in images]
+    for meta in kadid:  # the manifest's cdf, not the pdf default
+        _, _, org, _ = _their_soft_label(meta["gt_score"], meta["std"], min(moses),
+                                         max(moses), "cdf")
+        assert np.allclose(meta["level_probs_org"], org, atol=1e-6, rtol=0)
+    comp = json.loads((ex / "qinsight" / "comparison_train.json").read_text())
+    assert comp and all(r["ref_image"].startswith("labels/kadid10k/src/") for r in comp)
+    llava = read_task_file(ex / "llava" / "refAB_brief" / "train.json")
+    assert llava and all(r["image"].startswith("exports/llava/images/") for r in llava)
+    assert (ex / "jsonl" / "AB_brief" / "train.jsonl").is_file()
+    before = {p.relative_to(ex).as_posix(): p.read_bytes() for p in sorted(ex.rglob("*"))
+              if p.is_file()}
+    import shutil
+    shutil.rmtree(ex)
+    for fmt in ("jsonl", "deqa-score", "qinsight", "llava"):
+        res = runner.invoke(app, ["export", str(out), "-f", fmt])  # options from the lock
+        assert res.exit_code == 0, res.output
+    after = {p.relative_to(ex).as_posix(): p.read_bytes() for p in sorted(ex.rglob("*"))
+             if p.is_file()}
+    assert after == before
