@@ -75,6 +75,13 @@ def test_whole_split_in_batch_mode_equals_online(tmp_path):
     state = read_batches(Store(tmp_path / "batch"), RKEY)
     assert [b["status"] for b in state] == ["completed", "completed"]
     assert [b["done"] for b in state] == [6, 1]
+    # the report tells batch spend from online spend (from the records in use)
+    from pipeline.report import collect_stats
+
+    by_mode = collect_stats(Store(tmp_path / "batch"))["cost_by_mode"]
+    assert by_mode["online"] == 0 and by_mode["batch"] == pytest.approx(
+        sum(r["cost_usd"] for r in ba))
+    assert collect_stats(Store(tmp_path / "online"))["cost_by_mode"]["batch"] == 0
     # a re-run: everything from the cache, nothing submitted
     with FakeOpenAI() as srv2:
         s = respond_split(None, Store(tmp_path / "batch"), "refAB_sd", "train",
@@ -132,3 +139,45 @@ def test_batch_prices_are_half_online_by_default(tmp_path):
     cfg = ResponderConfig(kind="openai", batch_price_factor=0.6, price_input_per_1m=1.0,
                           price_output_per_1m=2.0)
     assert batch_price_for("whatever", cfg) == pytest.approx((0.6, 1.2))
+
+
+def test_structured_output_parsed_and_text_fallback_once(tmp_path, caplog):
+    """Pairs ask with a json_schema response_format; the verdict is read from the JSON and
+    the text stored as with the text protocol. A server that refuses response_format gets
+    one refused request, a warning, and the text protocol for the rest of the run."""
+    for sub in ("text", "json", "refused"):
+        make_samples(tmp_path / sub, "refAB_sd", "train", 4)
+    with FakeOpenAI() as srv:
+        respond_split(None, Store(tmp_path / "text"), "refAB_sd", "train", config=_config(srv))
+        s = respond_split(None, Store(tmp_path / "json"), "refAB_sd", "train",
+                          config=_config(srv, structured_output=True))
+        assert s["accepted"] == 4 and srv.structured == 4
+        sent = [r.body for r in srv.requests[-4:]]
+        assert all(b["response_format"]["json_schema"]["schema"]["properties"]["verdict"]
+                   == {"type": "string", "enum": ["A", "B"]} for b in sent)
+    text, js = _rows(tmp_path / "text"), _rows(tmp_path / "json")
+    assert [r["text"] for r in js] == [r["text"] for r in text]  # the JSON's text field
+    assert [r["verdict"] for r in js] == [r["verdict"] for r in text]
+    assert {r["request_hash"] for r in js}.isdisjoint(r["request_hash"] for r in text)
+    with FakeOpenAI(response_format=False) as srv, caplog.at_level("WARNING"):
+        s = respond_split(None, Store(tmp_path / "refused"), "refAB_sd", "train",
+                          config=_config(srv, structured_output=True, concurrency=1))
+        refused = [r for r in srv.requests if r.action == "response_format_refused"]
+        assert s["accepted"] == 4 and len(refused) == 1 and srv.chat_calls == 5
+    warnings = [r for r in caplog.records if "refused response_format" in r.getMessage()]
+    assert len(warnings) == 1
+    assert _strip_cost(_rows(tmp_path / "refused")) == _strip_cost(text)
+
+
+def test_parse_structured_checks_the_schema():
+    from pipeline.respond import COMPARISON_FORMAT, json_schema_format, parse_structured
+
+    ok = parse_structured('{"verdict": "B", "text": "Image B is better."}', COMPARISON_FORMAT)
+    assert ok == {"verdict": "B", "text": "Image B is better."}
+    for bad in ('{"verdict": "C", "text": "x"}', '{"text": "x"}', "Image A is better.",
+                '["A"]', '{"verdict": "A", "text": 3}'):
+        assert parse_structured(bad, COMPARISON_FORMAT) is None
+    levels = json_schema_format("score", {"level": {"type": "string",
+                                                    "enum": ["bad", "poor", "fair"]}})
+    assert parse_structured('{"level": "fair"}', levels) == {"level": "fair"}
+    assert parse_structured('{"level": "great"}', levels) is None
