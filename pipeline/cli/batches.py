@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import JSON_HELP, app, console, dataset_dir, emit
 
 __all__ = ["batch_notes", "batches_cmd", "batches_table"]
 
@@ -67,6 +67,7 @@ def batch_notes(info: dict[str, Any], root: Path, manifest: Path | None = None) 
 @app.command("batches")
 def batches_cmd(
     directory: Path = typer.Argument(..., help="Dataset folder (with logs/batches/)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show the OpenAI Batch API batches of a dataset (`responder.mode: batch`): id, model,
     status, requests, done, failed, age and cost, from `logs/batches/<key>/state.json`.
@@ -77,14 +78,14 @@ def batches_cmd(
     from pipeline.respond import read_batches
     from pipeline.store import Store
 
-    if not directory.is_dir():
-        fail(f"{directory}: not a dataset folder")
-    rows = read_batches(Store(directory))
-    if not rows:
+    rows = read_batches(Store(dataset_dir(directory)))
+    if not rows and not as_json:
         console.print(f"no batches in {directory} (respond with --mode batch to send some)",
                       highlight=False)
         return
-    console.print(batches_table(rows, f"dqgen batches {directory}"))
+    public = [{k: v for k, v in b.items() if k not in ("hashes", "meta", "answered")}
+              for b in rows]
+    emit(batches_table(rows, f"dqgen batches {directory}"), public, as_json)
     open_ = [b for b in rows if not b.get("collected")]
     console.print(f"{len(rows)} batch(es), {len(open_)} open; "
                   f"{sum(b.get('done', 0) for b in rows if b.get('collected'))} answers "
