@@ -210,7 +210,7 @@ class BatchQueue:
                      "input": input_rel, "input_file_id": None, "batch_id": None,
                      "model": self.responder.model}
             self._batches.append(entry)
-            self._reserved[local_id] = entry["reserved_usd"]
+            self._reserved[local_id] = entry["reserved_usd"]  # also: made by this process
             self._save()
             new.append(entry)
             for h in entry["hashes"]:
@@ -230,7 +230,9 @@ class BatchQueue:
             entry["input_file_id"] = f.id
             entry["status"] = "uploaded"
             self._save()
-        found = await self._find(entry)
+        # an entry of an earlier process may have been created already (killed before the
+        # id was written): look for it first; one made by this process cannot have been
+        found = None if entry["local_id"] in self._reserved else await self._find(entry)
         if found is None:
             found = await client.batches.create(
                 input_file_id=entry["input_file_id"], endpoint="/v1/chat/completions",
