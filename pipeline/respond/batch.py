@@ -98,7 +98,33 @@ class BatchQueue:
         self.collected = 0  # answers collected by this run
         self.fresh: set[str] = set()  # their hashes, not yet replayed by a split pass
         self._reserved: dict[str, float] = {}  # local id -> worst case reserved by this run
+        self._run_lock = self._lock_run()
         self._batches = self._load()
+
+    def _lock_run(self) -> Any:
+        """One batch-mode run per responder key at a time (two would both submit the
+        requests neither has sent yet): an exclusive lock held until `close`."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: run one at a time
+            return None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.dir / ".run.lock", "a+")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            msg = (f"another batch-mode respond of {self.responder.key} is running on "
+                   f"{self.store.root} (lock {self.dir / '.run.lock'}); wait for it, or "
+                   f"follow it with `dqgen batches {self.store.root}`")
+            raise ValueError(msg) from None
+        return f
+
+    def close(self) -> None:
+        """Release the run lock."""
+        if self._run_lock is not None:
+            self._run_lock.close()  # closing the file releases the lock
+            self._run_lock = None
 
     # state ---------------------------------------------------------------------------
     def _load(self) -> list[dict[str, Any]]:

@@ -80,6 +80,8 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                              (lambda done, total: progress("batch", "requests", done, total)))
     finally:
         await responder.aclose()
+        if batch is not None:
+            batch.close()
     if batch is not None:
         if run.budget.reached:  # the round's submission stopped at the cap
             for r in results:

@@ -181,3 +181,19 @@ def test_parse_structured_checks_the_schema():
                                                     "enum": ["bad", "poor", "fair"]}})
     assert parse_structured('{"level": "fair"}', levels) == {"level": "fair"}
     assert parse_structured('{"level": "great"}', levels) is None
+
+
+def test_one_batch_run_per_responder_key(tmp_path):
+    from pipeline.respond import BatchQueue, Budget, ResponseCache
+    from pipeline.responders import make_responder
+
+    make_samples(tmp_path, "refA_sd", "train", 2)
+    store = Store(tmp_path)
+    with FakeOpenAI() as srv:
+        cfg = _config(srv, mode="batch")
+        holder = BatchQueue(store, make_responder(cfg), cfg, Budget(), None,
+                            ResponseCache(store.cache_dir))
+        with pytest.raises(ValueError, match="another batch-mode respond of openai--gpt-4o"):
+            respond_split(None, store, "refA_sd", "train", config=cfg)
+        holder.close()
+        assert respond_split(None, store, "refA_sd", "train", config=cfg)["accepted"] == 2
