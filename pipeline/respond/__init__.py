@@ -20,6 +20,11 @@ For each sample still missing (resume), and for each ask (the first, then up to
    (a killed run loses at most the calls in flight);
 4. validate (pipeline.validate); accepted answers are appended to the responses file.
 
+With `responder.mode: batch` step 3 is the OpenAI Batch API instead of a call: requests
+with no cached answer are submitted in batches (half price), and their answers, once
+collected, enter the same cache and go through the same steps (pipeline.respond.batch,
+docs/batch.md).
+
 A sample that exhausts its attempts or re-asks becomes a FailureRecord (never the key).
 When the budget (`max_cost_usd`) would be exceeded no new call starts, in-flight calls
 finish, and the summary says `budget_reached`; a re-run continues where it stopped.

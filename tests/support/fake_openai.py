@@ -14,6 +14,17 @@ Scripts: `queue` (consumed in arrival order by every request) and `by_image` (sh
 image -> actions consumed by requests that carry that image; deterministic under
 concurrency). Optional `latency_s` per request and a `rpm` limit enforced with a token
 bucket (429 + Retry-After, no work done), as a real API does.
+
+The Batch API too: POST /v1/files (multipart upload), GET /v1/files/<id>[/content],
+POST /v1/batches, GET /v1/batches[/<id>], POST /v1/batches/<id>/cancel. Each retrieve
+moves a batch one status on (validating -> in_progress -> finalizing -> completed) as its
+plan says (`batch_plan`, one per create: "complete", "hold" until `release()`, "expire"
+after half its lines, "fail" at validation). At the end every line is answered like a
+chat request (the same scripts: a `Status` >= 500 becomes an error-file line, other
+statuses an output line with that status_code). `batch_creates`, `file_uploads`,
+`submitted_custom_ids()` and `batch_lines` are the log that shows what was submitted.
+`response_format=False` makes the server refuse any request carrying a response_format
+(HTTP 400); otherwise a request with one is answered as JSON {"verdict", "text"}.
 """
 
 from __future__ import annotations
