@@ -197,3 +197,14 @@ def test_one_batch_run_per_responder_key(tmp_path):
             respond_split(None, store, "refA_sd", "train", config=cfg)
         holder.close()
         assert respond_split(None, store, "refA_sd", "train", config=cfg)["accepted"] == 2
+
+
+def test_reasks_can_go_online(tmp_path):
+    recs = make_samples(tmp_path, "refA_sd", "train", 3)
+    with FakeOpenAI(by_image={recs[1].image_A.sha256: [Answer("Blur.")]}) as srv:
+        s = respond_split(None, Store(tmp_path), "refA_sd", "train",
+                          config=_config(srv, mode="batch", batch_reasks="online"))
+        assert (s["accepted"], s["rejected_answers"], s["calls"]) == (3, 1, 1)
+        assert (len(srv.batch_creates), srv.chat_calls) == (1, 1)
+    rows = _rows(tmp_path, "refA_sd")
+    assert [r["attempts"] for r in rows] == [1, 2, 1]
