@@ -189,6 +189,20 @@ class ResponderConfig(_Config):
     max_cost_usd: float | None = Field(None, ge=0)  # budget of one run; None: no cap
     price_input_per_1m: float | None = Field(None, ge=0)  # override prompts/prices.yaml
     price_output_per_1m: float | None = Field(None, ge=0)
+    # how requests travel (docs/batch.md): online (one call each) or batch (the OpenAI
+    # Batch API: half price, results within completion_window); cache, validation,
+    # budget and failures are the same in both
+    mode: Literal["online", "batch"] = "online"
+    batch_reasks: Literal["batch", "online"] = "batch"  # where re-asks after a rejection go
+    batch_price_factor: float = Field(0.5, ge=0)  # batch price = online x this, unless
+    # prompts/prices.yaml gives batch_input/batch_output for the model
+    batch_max_requests: int = Field(50_000, ge=1)  # per batch input file (OpenAI: 50,000)
+    batch_max_bytes: int = Field(190_000_000, ge=1)  # per input file (OpenAI: 200 MB)
+    batch_max_tokens: int | None = Field(None, ge=1)  # estimated prompt tokens per batch
+    batch_completion_window: str = "24h"
+    batch_poll_s: float = Field(30.0, ge=0)  # first wait between polls (--wait, builds)
+    batch_poll_max_s: float = Field(600.0, ge=0)  # the wait grows x1.5 up to this
+    structured_output: bool = False  # pairs: response_format json_schema {verdict, text}
 
 
 EXPORT_FORMATS: tuple[str, ...] = ("depictqa", "jsonl", "llava", "llava-onevision", "sharegpt",
