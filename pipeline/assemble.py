@@ -24,6 +24,9 @@ refAB_detail_sd/_md quality_compare          responses to refAB_sd / refAB_md sa
 AB_detail_sd/_md    quality_compare_noref    refAB_detail converted
 ==================  =======================  =============================================
 
+plus the task families from human labels (A_score, A_align, ..., A_score_isp), written by
+pipeline/label_tasks.py from labels/<dataset>/ (docs/label-tasks.md).
+
 Every question/answer draw of a record comes from `rng_for(seed, "task/<task>")` of the
 sample's seed (a pair without a seed: a stable hash of its id), so a re-run writes
 byte-identical files; ids are ``<task>:<sample id>``. Train splits get `conversations`;
@@ -53,6 +56,7 @@ from pipeline.store import Store, atomic_write_bytes, atomic_write_json, read_js
 from prompts import load_yaml, render
 
 __all__ = [
+    "LABEL_TASK_NAMES",
     "TASKS",
     "TASK_NAMES",
     "ComparisonPair",
@@ -115,7 +119,18 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("refAB_detail_md", "refAB_detail", "quality_compare", ("refAB_md",)),
     TaskSpec("AB_detail_sd", "AB_detail", "quality_compare_noref", ("refAB_sd",)),
     TaskSpec("AB_detail_md", "AB_detail", "quality_compare_noref", ("refAB_md",)),
+    # Task families from human labels (pipeline/label_tasks.py, docs/label-tasks.md): no
+    # sample kinds; written from labels/<dataset>/ by build_label_tasks.
+    TaskSpec("A_score", "label", "quality_score_A_noref", ()),
+    TaskSpec("A_score_prompt", "label", "quality_score_A_prompt_noref", ()),
+    TaskSpec("A_align", "label", "quality_align_A_noref", ()),
+    TaskSpec("A_auth", "label", "quality_auth_A_noref", ()),
+    TaskSpec("AB_score_prompt", "label", "quality_compare_prompt_noref", ()),
+    TaskSpec("AB_align", "label", "quality_compare_align_noref", ()),
+    TaskSpec("AB_auth", "label", "quality_compare_auth_noref", ()),
+    TaskSpec("A_score_isp", "label", "quality_score_isp_noref", ()),
 )
+LABEL_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS if t.fmt == "label")
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
 _BY_NAME = {t.name: t for t in TASKS}
 _MIN_POOL = 20
@@ -509,7 +524,7 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
         store: the dataset folder.
         kinds: sample kinds to read (default: the manifest's).
         splits: splits to write (default: the manifest's, plus splits of pair files).
-        tasks: restrict to these task names (default: all fourteen).
+        tasks: restrict to these task names (default: all, label tasks included).
         validate: check every record against pipeline.schema before writing.
 
     Returns:
@@ -528,6 +543,7 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
         msg = f"unknown task(s) {unknown}; known: {', '.join(TASK_NAMES)}"
         raise ValueError(msg)
     pair_sources = _pair_sources(manifest, store, cfg.pair_sources)
+    requested_splits = list(splits) if splits is not None else None
     if splits is None:
         splits = list(manifest.splits())
         for source in pair_sources:
@@ -576,11 +592,21 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
             dump_task_file(store.task_path(task, split), records)
             counts.setdefault(task, {})[split] = len(records)
 
+    label_tasks = [t for t in wanted_tasks if t in LABEL_TASK_NAMES]
+    folds: dict[str, dict[str, int]] = {}
+    if label_tasks and manifest.sources:
+        from pipeline.label_tasks import build_label_tasks
+
+        labelled = build_label_tasks(manifest, store, tasks=label_tasks,
+                                     splits=requested_splits, validate=validate)
+        counts.update(labelled["tasks"])
+        folds = labelled["folds"]
+        skipped.update({f"labels:{k}": n for k, n in labelled["skipped"].items()})
     summary = {"tasks": counts, "skipped": dict(skipped), "dropped": dict(dropped),
                "filtered": dict(filtered), "responder_key": key,
                "questions_version": cfg.questions_version,
                "severity_filter_noref": cfg.severity_filter_noref,
-               "pair_sources": pair_sources}
+               "pair_sources": pair_sources, "folds": folds}
     previous = _read_summary(store)
     merged = _merge_summary(previous, summary)
     atomic_write_json(store.root / "tasks" / "summary.json", merged)

@@ -57,6 +57,9 @@ def task_files(store: Store, tasks: Iterable[str] | None = None) -> list[tuple[s
         folder = store.root / "tasks" / task
         if folder.is_dir():
             out += [(task, p.stem, p) for p in sorted(folder.glob("*.json"))]
+            # k-fold sets of the label tasks: split "fold<k>/<split>" (docs/label-tasks.md)
+            out += [(task, f"{p.parent.name}/{p.stem}", p)
+                    for p in sorted(folder.glob("fold*/*.json"))]
     return out
 
 
@@ -67,13 +70,18 @@ def _qa(rec: dict[str, Any]) -> tuple[str, str]:
 
 
 def _images(rec: dict[str, Any]) -> list[str]:
-    return [rec[k] for k in ("image_ref", "image_A", "image_B") if rec.get(k) is not None]
+    # A_score_isp: the in-context examples come first, the image to score last
+    examples = list(rec.get("isp_images") or [])
+    return examples + [rec[k] for k in ("image_ref", "image_A", "image_B")
+                       if rec.get(k) is not None]
 
 
 def _image_labels(rec: dict[str, Any]) -> list[str]:
     # The questions call the images "the reference image", "the evaluated image" or "Image A"
     # / "Image B"; each placeholder line says which image it is. A lone image needs no label.
     compare = rec.get("image_B") is not None
+    if rec.get("isp_images"):
+        return [f"Example {i + 1}" for i in range(len(rec["isp_images"]))] + ["Last image"]
     labels = []
     if rec.get("image_ref") is not None:
         labels.append("Reference image")
@@ -216,9 +224,10 @@ def export_tasks(store: Store, fmt: str, *, dest: Path | None = None,
             target = out_dir / task / f"{split}.json"
             dump_task_file(target, [to_llava(r) for r in records])
         elif fmt == "sharegpt":
-            target = out_dir / f"{task}_{split}.json"
+            flat = split.replace("/", "_")  # fold3/train -> fold3_train
+            target = out_dir / f"{task}_{flat}.json"
             dump_task_file(target, [to_sharegpt(r) for r in records])
-            dataset_info[f"dqgen_{task}_{split}"] = _dataset_info_entry(target.name)
+            dataset_info[f"dqgen_{task}_{flat}"] = _dataset_info_entry(target.name)
         else:
             target = out_dir / task / f"{split}.parquet"
             _write_parquet(target, records)

@@ -128,7 +128,13 @@ def build(
         help="Dataset folder (default: the manifest's `output`).",
     ),
     tasks: bool = typer.Option(
-        True, "--tasks/--no-tasks", help="Also write the refAB_brief / AB_brief task files."
+        True, "--tasks/--no-tasks",
+        help="Also write the refAB_brief / AB_brief and label task files (docs/label-tasks.md).",
+    ),
+    folds: int = typer.Option(
+        None, "--folds", "--repeat", min=0, show_default=False,
+        help="Write the first K repeated prompt-grouped splits as tasks/<task>/fold<k>/ "
+        "(default: the manifest's tasks.labels.folds).",
     ),
 ) -> None:
     """Read a manifest's human-labelled sources: records, splits, pairs, brief comparison tasks.
@@ -177,9 +183,14 @@ def build(
         )
     console.print(table)
     if tasks:
-        from pipeline.assemble import assemble_tasks
+        from pipeline.assemble import LABEL_TASK_NAMES, assemble_tasks
 
-        summary: dict[str, Any] = assemble_tasks(m, store, tasks=["refAB_brief", "AB_brief"])
+        if folds is not None:
+            labels_cfg = m.tasks.labels.model_copy(update={"folds": folds})
+            m = m.model_copy(update={"tasks": m.tasks.model_copy(update={"labels": labels_cfg})})
+
+        summary: dict[str, Any] = assemble_tasks(
+            m, store, tasks=["refAB_brief", "AB_brief", *LABEL_TASK_NAMES])
         for task, per_split in summary["tasks"].items():
             console.print(f"{task}: {_fmt(per_split)}", highlight=False)
     if result["failures"]:
