@@ -56,6 +56,9 @@ from pipeline.store import Store, atomic_write_bytes, atomic_write_json, read_js
 from prompts import load_yaml, render
 
 __all__ = [
+    "ALL_TASKS",
+    "ALL_TASK_NAMES",
+    "LABEL_TASKS",
     "LABEL_TASK_NAMES",
     "TASKS",
     "TASK_NAMES",
@@ -119,8 +122,10 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("refAB_detail_md", "refAB_detail", "quality_compare", ("refAB_md",)),
     TaskSpec("AB_detail_sd", "AB_detail", "quality_compare_noref", ("refAB_sd",)),
     TaskSpec("AB_detail_md", "AB_detail", "quality_compare_noref", ("refAB_md",)),
-    # Task families from human labels (pipeline/label_tasks.py, docs/label-tasks.md): no
-    # sample kinds; written from labels/<dataset>/ by build_label_tasks.
+)
+# Task families from human labels (pipeline/label_tasks.py, docs/label-tasks.md): no
+# sample kinds; written from labels/<dataset>/ by build_label_tasks.
+LABEL_TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("A_score", "label", "quality_score_A_noref", ()),
     TaskSpec("A_score_prompt", "label", "quality_score_A_prompt_noref", ()),
     TaskSpec("A_align", "label", "quality_align_A_noref", ()),
@@ -130,9 +135,11 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("AB_auth", "label", "quality_compare_auth_noref", ()),
     TaskSpec("A_score_isp", "label", "quality_score_isp_noref", ()),
 )
-LABEL_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS if t.fmt == "label")
-TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
-_BY_NAME = {t.name: t for t in TASKS}
+LABEL_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in LABEL_TASKS)
+TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)  # the spec's fourteen
+ALL_TASKS: tuple[TaskSpec, ...] = TASKS + LABEL_TASKS
+ALL_TASK_NAMES: tuple[str, ...] = TASK_NAMES + LABEL_TASK_NAMES
+_BY_NAME = {t.name: t for t in ALL_TASKS}
 _MIN_POOL = 20
 
 
@@ -537,10 +544,10 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
     cfg = manifest.tasks
     pools = load_pools(cfg.questions_version)
     kinds = list(kinds) if kinds is not None else manifest.kinds()
-    wanted_tasks = list(tasks) if tasks is not None else list(TASK_NAMES)
+    wanted_tasks = list(tasks) if tasks is not None else list(ALL_TASK_NAMES)
     unknown = [t for t in wanted_tasks if t not in _BY_NAME]
     if unknown:
-        msg = f"unknown task(s) {unknown}; known: {', '.join(TASK_NAMES)}"
+        msg = f"unknown task(s) {unknown}; known: {', '.join(ALL_TASK_NAMES)}"
         raise ValueError(msg)
     pair_sources = _pair_sources(manifest, store, cfg.pair_sources)
     requested_splits = list(splits) if splits is not None else None
@@ -677,5 +684,5 @@ def _merge_summary(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for t, per_split in new["tasks"].items():
         tasks.setdefault(t, {}).update(per_split)
     merged = dict(new)
-    merged["tasks"] = {t: tasks[t] for t in TASK_NAMES if t in tasks}
+    merged["tasks"] = {t: tasks[t] for t in ALL_TASK_NAMES if t in tasks}
     return merged

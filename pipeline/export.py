@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline.assemble import TASK_NAMES, dump_task_file, read_task_file
+from pipeline.assemble import ALL_TASK_NAMES, dump_task_file, read_task_file
 from pipeline.schema import IMAGE_TOKEN, validate_task_record
 from pipeline.store import Store, atomic_write_bytes, atomic_write_json
 
@@ -51,7 +51,7 @@ _CORE = ("id", "image_ref", "image_A", "image_B", "task_type", "conversations", 
 
 def task_files(store: Store, tasks: Iterable[str] | None = None) -> list[tuple[str, str, Path]]:
     """(task, split, path) of every task file present, in task order then split name."""
-    wanted = list(tasks) if tasks is not None else list(TASK_NAMES)
+    wanted = list(tasks) if tasks is not None else list(ALL_TASK_NAMES)
     out = []
     for task in wanted:
         folder = store.root / "tasks" / task
