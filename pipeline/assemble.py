@@ -134,6 +134,7 @@ LABEL_TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("AB_align", "label", "quality_compare_align_noref", ()),
     TaskSpec("AB_auth", "label", "quality_compare_auth_noref", ()),
     TaskSpec("A_score_isp", "label", "quality_score_isp_noref", ()),
+    TaskSpec("A_describe", "label", "quality_describe_A_noref", ()),
 )
 LABEL_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in LABEL_TASKS)
 TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)  # the spec's fourteen

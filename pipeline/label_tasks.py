@@ -20,6 +20,7 @@ AB_score_prompt   quality_compare_prompt_noref  pairs of one prompt by quality (
 AB_align          quality_compare_align_noref   pairs of one prompt by alignment
 AB_auth           quality_compare_auth_noref    pairs of one prompt by authenticity
 A_score_isp       quality_score_isp_noref       K scored examples of the split, then the target
+A_describe        quality_describe_A_noref      MOS-grounded descriptions (pipeline/respond/mos.py)
 ================  ============================  ==================================================
 
 Level words: five equal bins of the normalised [0, 1] score (`LEVEL_RULE`), lower edge
@@ -49,6 +50,7 @@ from pipeline.labels.build import labels_dir, resolve_cap
 from pipeline.labels.pairs import pairs_from_images
 from pipeline.labels.records import HumanPair, LabelledImage, normalise
 from pipeline.manifest import LabelSourceConfig, Manifest
+from pipeline.records import ResponseRecord
 from pipeline.schema import split_form, validate_task_record
 from pipeline.seeds import derive_seed, rng_for
 from pipeline.store import Store, read_jsonl
@@ -61,6 +63,7 @@ __all__ = [
     "LEVEL_RULE",
     "Target",
     "build_label_tasks",
+    "describe_record",
     "isp_record",
     "level_word",
     "load_score_pools",
@@ -84,6 +87,7 @@ LABEL_TASK_TYPES: dict[str, str] = {
     "AB_align": "quality_compare_align_noref",
     "AB_auth": "quality_compare_auth_noref",
     "A_score_isp": "quality_score_isp_noref",
+    "A_describe": "quality_describe_A_noref",
 }
 _MIN_POOL = 20
 # Single-image task -> (target, question pool, sentence pool); pair task -> (target, pool).
@@ -157,7 +161,7 @@ def load_score_pools(version: str = "v1") -> dict[str, Any]:
     """
     pools = load_yaml(f"questions/score.{version}.yaml")
     for key in ("score", "score_prompt", "align", "auth", "compare_score_prompt",
-                "compare_align", "compare_auth", "isp_question"):
+                "compare_align", "compare_auth", "isp_question", "describe", "describe_prompt"):
         n = len(set(pools[key]))
         if n < _MIN_POOL:
             msg = f"questions score.{key} ({version}): {n} distinct paraphrases, need {_MIN_POOL}"
@@ -328,6 +332,41 @@ def isp_record(target: LabelledImage, pool: Sequence[LabelledImage], pools: dict
                    question=question, answer=answer, provenance=prov)
 
 
+def describe_record(im: LabelledImage, response: ResponseRecord, pools: dict[str, Any], *,
+                    split: str, seed: int, prefix: str, prompt_max_chars: int = 200,
+                    version: str = "v1") -> dict[str, Any]:
+    """An A_describe record: an open quality question (with the prompt for AI-generated
+    images) answered by the accepted MOS-grounded description of the image."""
+    rng = rng_for(_seed(seed, im.dataset, im.image_id), "task/A_describe")
+    template = _pick(rng, pools["describe_prompt" if im.prompt else "describe"])
+    question = render(template, prompt=quote_prompt(im.prompt or "", prompt_max_chars))
+    prov: dict[str, Any] = {
+        "sample_id": f"{im.dataset}:{im.image_id}", "dataset": im.dataset,
+        "image_id": im.image_id, "split": split, "seed": _seed(seed, im.dataset, im.image_id),
+        "provenance": "responder", "target": "quality", "label": im.label, "score": im.score,
+        "level": level_word(im.score), "level_rule": LEVEL_RULE, "prompt": im.prompt,
+        "responder": response.responder, "model": response.model,
+        "prompt_id": response.prompt_id, "prompt_version": response.prompt_version,
+        "flags": list(response.flags), "question_version": f"questions/score.{version}"}
+    return _record(rid=f"A_describe:{im.dataset}_{im.image_id}", split=split,
+                   image_A=prefix + im.path, image_B=None, task="A_describe",
+                   question=question, answer=response.text.strip(), provenance=prov)
+
+
+def _descriptions(manifest: Manifest, store: Store, dataset: str) -> dict[str, ResponseRecord]:
+    """Accepted MOS-grounded answers of one source, by sample id (every split's file)."""
+    from pipeline.assemble import responder_key
+
+    folder = store.root / "responses" / responder_key(manifest) / "mos" / dataset
+    version = manifest.tasks.labels.describe_version
+    out: dict[str, ResponseRecord] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for r in read_jsonl(path, ResponseRecord):
+            if r.prompt_version == version:
+                out.setdefault(r.sample_id, r)
+    return out
+
+
 # --------------------------------------------------------------------------- the stage
 def _fold_splits(store: Store, dataset: str) -> list[dict[str, str]]:
     path = labels_dir(store, dataset) / "splits.json"
@@ -342,6 +381,7 @@ def _fold_splits(store: Store, dataset: str) -> list[dict[str, str]]:
 def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
                     images: list[LabelledImage], tasks: Sequence[str], pools: dict[str, Any],
                     compare: dict[str, Any], skipped: Counter[str],
+                    described: dict[str, ResponseRecord] | None = None,
                     ) -> dict[str, list[dict[str, Any]]]:
     """Every record of one source for one split assignment (`images` carry the split)."""
     cfg = manifest.tasks
@@ -391,6 +431,17 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
                                   cap=resolve_cap(src, spec, len(rescored)), seed=manifest.seed)
         out[task] = [pair_record(task, p, target, pools, compare,
                                  **kw) for p in pairs]
+    if "A_describe" in tasks and lcfg.describe and described is not None:
+        recs = out.setdefault("A_describe", [])
+        for im in present:
+            response = described.get(f"{spec.name}:{im.image_id}")
+            if response is None:
+                skipped["no_description"] += 1
+                continue
+            recs.append(describe_record(im, response, pools, split=im.split or "train",
+                                        seed=manifest.seed, prefix=prefix,
+                                        prompt_max_chars=lcfg.prompt_max_chars,
+                                        version=cfg.questions_version))
     if "A_score_isp" in tasks and lcfg.isp.per_image > 0:
         by_split: dict[str, list[LabelledImage]] = {}
         for im in present:
@@ -462,14 +513,16 @@ def build_label_tasks(manifest: Manifest, store: Store, *, tasks: Sequence[str] 
         if spec.kind == "2afc" or not path.is_file():
             continue
         images = list(read_jsonl(path, LabelledImage))
+        described = (_descriptions(manifest, store, spec.name)
+                     if manifest.tasks.labels.describe and "A_describe" in wanted else None)
         for task, recs in _source_records(manifest, store, src, images, wanted, pools,
-                                          compare, skipped).items():
+                                          compare, skipped, described).items():
             main.setdefault(task, []).extend(recs)
         for k, split_of in enumerate(_fold_splits(store, spec.name)[:manifest.tasks.labels.folds]):
             moved = [im.model_copy(update={"split": split_of.get(im.image_id, im.split)})
                      for im in images]
             for task, recs in _source_records(manifest, store, src, moved, wanted, pools,
-                                              compare, Counter()).items():
+                                              compare, Counter(), described).items():
                 folds.setdefault(k, {}).setdefault(task, []).extend(recs)
     counts: dict[str, dict[str, int]] = {}
     fold_counts: dict[str, dict[str, int]] = {}

@@ -217,6 +217,8 @@ class LabelTasksConfig(_Config):
     splits of prompt-split sources as tasks/<task>/fold<k>/{train,test}.json (0: none).
     `isp`: in-context scoring records. `prompt_max_chars`: longest prompt quoted in a question
     (longer ones are cut at a word and end with "..."; the record keeps the full prompt).
+    `describe`: run the MOS-grounded respond pass (pipeline/respond/mos.py, the manifest's
+    responder) and write A_describe; `describe_version`: its instruction version.
     """
 
     score: bool = True
@@ -224,6 +226,8 @@ class LabelTasksConfig(_Config):
     folds: int = Field(0, ge=0, le=100)
     isp: IspConfig = IspConfig()
     prompt_max_chars: int = Field(200, ge=16, le=2000)
+    describe: bool = False
+    describe_version: str = "v1"
 
 
 class TasksConfig(_Config):

@@ -42,13 +42,13 @@ TaskType = Literal[
     "quality_single_A", "quality_single_A_noref", "quality_compare", "quality_compare_noref",
     "quality_score_A_noref", "quality_score_A_prompt_noref", "quality_align_A_noref",
     "quality_auth_A_noref", "quality_compare_prompt_noref", "quality_compare_align_noref",
-    "quality_compare_auth_noref", "quality_score_isp_noref",
+    "quality_compare_auth_noref", "quality_score_isp_noref", "quality_describe_A_noref",
 ]
 TASK_TYPES: tuple[str, ...] = (
     "quality_single_A", "quality_single_A_noref", "quality_compare", "quality_compare_noref",
     "quality_score_A_noref", "quality_score_A_prompt_noref", "quality_align_A_noref",
     "quality_auth_A_noref", "quality_compare_prompt_noref", "quality_compare_align_noref",
-    "quality_compare_auth_noref", "quality_score_isp_noref",
+    "quality_compare_auth_noref", "quality_score_isp_noref", "quality_describe_A_noref",
 )
 IMAGE_TOKEN = "<image>"
 

@@ -47,8 +47,8 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
-                run_id: str | None = None) -> list[_SplitResult]:
-    run = _Run(store, responder, config, progress, budget)
+                run_id: str | None = None, source: Any = None) -> list[_SplitResult]:
+    run = _Run(store, responder, config, progress, budget, source=source)
     results = []
     try:
         for kind, split, only_ids in targets:

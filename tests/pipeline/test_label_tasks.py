@@ -340,3 +340,85 @@ def test_rerun_writes_the_same_bytes(built) -> None:
     build_label_tasks(load_manifest(manifest), Store(out))
     after = {p: p.read_bytes() for _, _, p in _all_files(out)}
     assert before == after
+
+
+# --------------------------------------------------------------------------- MOS-grounded
+def _describing(manifest: Path):
+    m = load_manifest(manifest)
+    labels_cfg = m.tasks.labels.model_copy(update={"describe": True})
+    return m.model_copy(update={"tasks": m.tasks.model_copy(update={"labels": labels_cfg})})
+
+
+def test_mos_descriptions_template_validated_against_their_bin(built) -> None:
+    from pipeline.records import ResponseRecord
+    from pipeline.respond.mos import mos_items, respond_mos
+    from pipeline.validate import validate_mos_answer
+
+    manifest, out = built
+    m, store = _describing(manifest), Store(out)
+    result = respond_mos(m, store, datasets=["agiqa3k", "koniq10k"])
+    assert result["totals"]["accepted"] > 20 and result["totals"]["failed"] == 0
+    for dataset in ("agiqa3k", "koniq10k"):
+        for split in ("train", "test"):
+            items = {i.sample_id: i for i in mos_items(m, store, dataset, split)}
+            path = store.responses_path("template", f"mos/{dataset}", split)
+            rows = list(read_jsonl(path, ResponseRecord))
+            assert [r.sample_id for r in rows] == list(items)
+            for r in rows:
+                item = items[r.sample_id]
+                assert validate_mos_answer(r.text, level=item.level, word_limit=60).ok
+                assert r.prompt_id == "mos_describe" and r.kind == f"mos/{dataset}"
+                assert (item.prompt is not None) == ("prompt" in r.text)  # alignment sentence
+    before = store.responses_path("template", "mos/koniq10k", "train").read_bytes()
+    again = respond_mos(m, store, datasets=["koniq10k"])
+    assert again["totals"]["accepted"] == 0 and again["totals"]["already_done"] > 0
+    assert store.responses_path("template", "mos/koniq10k", "train").read_bytes() == before
+    summary = build_label_tasks(m, store, tasks=["A_describe"])
+    assert summary["tasks"]["A_describe"]["train"] > 0 and "fold0/test" in summary["folds"][
+        "A_describe"]
+    for rec in _records(out, "A_describe", "test"):
+        validate_task_record(rec, "test")
+        assert rec["task_type"] == "quality_describe_A_noref"
+        assert rec["level"] == level_word(rec["score"]) and rec["level"] in rec["answer"]
+        if rec["prompt"]:
+            assert quote_prompt(rec["prompt"], MAX_CHARS) in rec["query"]
+
+
+def test_mos_descriptions_contradicting_the_bin_are_reasked_then_failed(built, monkeypatch):
+    import re
+
+    from pipeline.records import FailureRecord, ResponseRecord
+    from pipeline.respond.mos import respond_mos
+    from tests.support.fake_openai import Answer, FakeOpenAI
+    from tests.support.respond_samples import fast_openai_config
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-label-0123456789")
+    manifest, out = built
+    m, store = _describing(manifest), Store(out)
+
+    def answer(user: str) -> str:  # a consistent answer: the level word the prompt states
+        level = re.search(r"which is (\w+) quality", user).group(1)
+        return f"Edges are clear and colours natural. Overall, its quality is {level}."
+
+    wrong = "Edges are clear. Overall, its quality is excellent, not bad."
+    # KonIQ's val split: two images; the first answer contradicts its bin and is re-asked
+    with FakeOpenAI(queue=[Answer(wrong)], answer=answer) as srv:
+        cfg = fast_openai_config(srv.base_url, "gpt-4o-mini", concurrency=1, max_reasks=1)
+        s = respond_mos(m, store, datasets=["koniq10k"], splits=["val"], config=cfg)
+        t = s["totals"]
+        assert (t["accepted"], t["rejected_answers"], srv.chat_calls) == (2, 1, 3)
+        assert t["rejected"] == {"level_mismatch": 1}
+        path = store.responses_path("openai--gpt-4o-mini", "mos/koniq10k", "val")
+        path.unlink()  # rebuilt from the request cache (the rejected answer replayed too)
+        s2 = respond_mos(m, store, datasets=["koniq10k"], splits=["val"], config=cfg)
+        assert (s2["totals"]["accepted"], s2["totals"]["cached"], srv.chat_calls) == (2, 3, 3)
+        assert len(list(read_jsonl(path, ResponseRecord))) == 2
+    # always contradicting: a failure record with the raw answer, the run goes on
+    with FakeOpenAI(queue=[Answer(wrong)] * 4) as srv:
+        cfg = fast_openai_config(srv.base_url, "gpt-4o-other", concurrency=1, max_reasks=1)
+        s = respond_mos(m, store, datasets=["koniq10k"], splits=["val"], config=cfg)
+        assert (s["totals"]["failed"], srv.chat_calls) == (2, 4)
+    fails = [f for f in read_jsonl(out / "failures" / "respond.jsonl", FailureRecord)
+             if f.path.endswith("mos/koniq10k/val.jsonl") and "gpt-4o-other" in f.path]
+    assert len(fails) == 2 and all(f.error_type == "rejected" and f.raw_output == wrong
+                                   for f in fails)
