@@ -138,7 +138,7 @@ def build(
     ),
     folds: int = typer.Option(
         None, "--folds", "--repeat", min=0, show_default=False,
-        help="Write the first K repeated prompt-grouped splits as tasks/<task>/fold<k>/ "
+        help="Write the first K repeated prompt-grouped splits as tasks/TASK/foldK/ "
         "(default: the manifest's tasks.labels.folds).",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
