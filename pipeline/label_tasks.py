@@ -283,7 +283,7 @@ def pair_record(task: str, pair: HumanPair, target: Target, pools: dict[str, Any
 
 def isp_record(target: LabelledImage, pool: Sequence[LabelledImage], pools: dict[str, Any],
                cfg: Any, *, split: str, seed: int, prefix: str, index: int = 0,
-               version: str = "v1") -> dict[str, Any] | None:
+               version: str = "v1", position: int | None = None) -> dict[str, Any] | None:
     """An A_score_isp record: `cfg.k` scored examples of `pool` (never the target), then it.
 
     `pool` is every image of the target's source and split. Scores are the normalised
@@ -292,15 +292,24 @@ def isp_record(target: LabelledImage, pool: Sequence[LabelledImage], pools: dict
     (others only with `cfg.augment_test`) are scaled by s -> s ** gamma with probability
     `cfg.scale_probability` and flipped to 1 - s with `cfg.flip_probability`; a flipped
     question says "lower is better". None when the split has no other image.
+
+    `position`: `pool` is already sorted by image id and the target is `pool[position]`
+    (what the stage passes, so a split of n images costs O(n), not O(n^2 log n)).
     """
-    others = sorted((im for im in pool if im.image_id != target.image_id),
-                    key=lambda im: im.image_id)
-    if not others:
+    members: Sequence[LabelledImage] = pool
+    if position is None:
+        members = sorted(pool, key=lambda im: im.image_id)
+        position = next((i for i, im in enumerate(members) if im.image_id == target.image_id),
+                        None)
+    n_others = len(members) - (0 if position is None else 1)
+    if n_others < 1:
         return None
     tseed = _seed(seed, target.dataset, target.image_id)
     rng = rng_for(tseed, f"task/A_score_isp/{index}")
-    k = min(cfg.k, len(others))
-    examples = [others[int(i)] for i in rng.choice(len(others), size=k, replace=False)]
+    k = min(cfg.k, n_others)
+    # index i of the pool without the target: skip over the target's position
+    examples = [members[int(i) + (1 if position is not None and i >= position else 0)]
+                for i in rng.choice(n_others, size=k, replace=False)]
     u_scale, log_gamma = float(rng.random()), float(rng.uniform(-1.0, 1.0))
     u_flip = float(rng.random())
     augment = split_form(split) == "train" or cfg.augment_test
@@ -448,11 +457,12 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
             by_split.setdefault(im.split or "train", []).append(im)
         recs = out.setdefault("A_score_isp", [])
         for split, members in sorted(by_split.items()):
-            for im in members:
+            members = sorted(members, key=lambda im: im.image_id)
+            for pos, im in enumerate(members):
                 for r in range(lcfg.isp.per_image):
                     rec = isp_record(im, members, pools, lcfg.isp, split=split,
                                      seed=manifest.seed, prefix=prefix, index=r,
-                                     version=cfg.questions_version)
+                                     version=cfg.questions_version, position=pos)
                     if rec is None:
                         skipped["isp_no_examples"] += 1
                     else:
