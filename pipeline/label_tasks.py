@@ -391,8 +391,14 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
                     images: list[LabelledImage], tasks: Sequence[str], pools: dict[str, Any],
                     compare: dict[str, Any], skipped: Counter[str],
                     described: dict[str, ResponseRecord] | None = None,
+                    memo: dict[tuple[str, ...], dict[str, Any] | None] | None = None,
                     ) -> dict[str, list[dict[str, Any]]]:
-    """Every record of one source for one split assignment (`images` carry the split)."""
+    """Every record of one source for one split assignment (`images` carry the split).
+
+    `memo`: records already built for (task, item, split), shared by the folds: a record
+    depends only on its item and split, so a fold reuses every one it has in common.
+    """
+    memo = {} if memo is None else memo
     cfg = manifest.tasks
     lcfg = cfg.labels
     spec = get_adapter(src.dataset)
@@ -412,8 +418,12 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
             target = next((t for t in _targets(spec.name, im) if t.name == tname), None)
             if target is None:
                 continue
+            key = (task, spec.name, im.image_id, im.split or "train")
             try:
-                rec = single_record(task, im, target, pools, split=im.split or "train", **kw)
+                if key not in memo:
+                    memo[key] = single_record(task, im, target, pools,
+                                              split=im.split or "train", **kw)
+                rec = memo[key]
             except ValueError as err:  # a secondary label outside the scale
                 log.warning("%s %s: %s", task, im.image_id, err)
                 skipped[f"out_of_range:{task}"] += 1
@@ -438,8 +448,12 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
                 rescored.append(im.model_copy(update={"label": target.label, "score": got[0]}))
         pairs = pairs_from_images(rescored, dataset=spec.name, group_by="prompt", margin=margin,
                                   cap=resolve_cap(src, spec, len(rescored)), seed=manifest.seed)
-        out[task] = [pair_record(task, p, target, pools, compare,
-                                 **kw) for p in pairs]
+        recs = out.setdefault(task, [])
+        for p in pairs:
+            key = (task, p.pair_id, p.split, p.A_id)
+            if key not in memo:
+                memo[key] = pair_record(task, p, target, pools, compare, **kw)
+            recs.append(memo[key])  # type: ignore[arg-type]
     if "A_describe" in tasks and lcfg.describe and described is not None:
         recs = out.setdefault("A_describe", [])
         for im in present:
@@ -447,10 +461,13 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
             if response is None:
                 skipped["no_description"] += 1
                 continue
-            recs.append(describe_record(im, response, pools, split=im.split or "train",
-                                        seed=manifest.seed, prefix=prefix,
-                                        prompt_max_chars=lcfg.prompt_max_chars,
-                                        version=cfg.questions_version))
+            key = ("A_describe", spec.name, im.image_id, im.split or "train")
+            if key not in memo:
+                memo[key] = describe_record(im, response, pools, split=im.split or "train",
+                                            seed=manifest.seed, prefix=prefix,
+                                            prompt_max_chars=lcfg.prompt_max_chars,
+                                            version=cfg.questions_version)
+            recs.append(memo[key])  # type: ignore[arg-type]
     if "A_score_isp" in tasks and lcfg.isp.per_image > 0:
         by_split: dict[str, list[LabelledImage]] = {}
         for im in present:
@@ -471,7 +488,7 @@ def _source_records(manifest: Manifest, store: Store, src: LabelSourceConfig,
 
 
 def _write(store: Store, task: str, split_dir: str, records: list[dict[str, Any]],
-           validate: bool, counts: dict[str, int]) -> list[Path]:
+           validate: bool, counts: dict[str, int], validated: set[int]) -> list[Path]:
     by_split: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_split.setdefault(rec["split"], []).append(rec)
@@ -486,7 +503,9 @@ def _write(store: Store, task: str, split_dir: str, records: list[dict[str, Any]
             raise ValueError(msg)
         if validate:
             for rec in recs:
-                validate_task_record(rec, split)
+                if id(rec) not in validated:  # a record shared by folds is checked once
+                    validate_task_record(rec, split)
+                    validated.add(id(rec))
         path = store.task_path(task, name)
         dump_task_file(path, recs)
         written.append(path)
@@ -525,26 +544,29 @@ def build_label_tasks(manifest: Manifest, store: Store, *, tasks: Sequence[str] 
         images = list(read_jsonl(path, LabelledImage))
         described = (_descriptions(manifest, store, spec.name)
                      if manifest.tasks.labels.describe and "A_describe" in wanted else None)
+        memo: dict[tuple[str, ...], dict[str, Any] | None] = {}
         for task, recs in _source_records(manifest, store, src, images, wanted, pools,
-                                          compare, skipped, described).items():
+                                          compare, skipped, described, memo).items():
             main.setdefault(task, []).extend(recs)
         for k, split_of in enumerate(_fold_splits(store, spec.name)[:manifest.tasks.labels.folds]):
             moved = [im.model_copy(update={"split": split_of.get(im.image_id, im.split)})
                      for im in images]
             for task, recs in _source_records(manifest, store, src, moved, wanted, pools,
-                                              compare, Counter(), described).items():
+                                              compare, Counter(), described, memo).items():
                 folds.setdefault(k, {}).setdefault(task, []).extend(recs)
     counts: dict[str, dict[str, int]] = {}
     fold_counts: dict[str, dict[str, int]] = {}
     written: set[Path] = set()
+    validated: set[int] = set()
     for task in wanted:
         recs = [r for r in main.get(task, []) if splits is None or r["split"] in splits]
         if recs:
-            written.update(_write(store, task, "", recs, validate, counts.setdefault(task, {})))
+            written.update(_write(store, task, "", recs, validate, counts.setdefault(task, {}),
+                                  validated))
         for k in sorted(folds):
             if folds[k].get(task):
                 written.update(_write(store, task, f"fold{k}", folds[k][task], validate,
-                                      fold_counts.setdefault(task, {})))
+                                      fold_counts.setdefault(task, {}), validated))
     if splits is None:  # a full run owns these files: remove what this run did not write
         for task in wanted:
             folder = store.root / "tasks" / task
