@@ -422,3 +422,14 @@ def test_mos_descriptions_contradicting_the_bin_are_reasked_then_failed(built, m
              if f.path.endswith("mos/koniq10k/val.jsonl") and "gpt-4o-other" in f.path]
     assert len(fails) == 2 and all(f.error_type == "rejected" and f.raw_output == wrong
                                    for f in fails)
+
+
+def test_isp_records_in_the_torch_dataset(built) -> None:
+    from pipeline.torch_dataset import TaskDataset
+
+    _, out = built
+    ds = TaskDataset(out, "A_score_isp", "fold1/train")
+    item = ds[0]
+    k = item["record"]["isp_k"]
+    assert item["image_names"] == [f"example{i + 1}" for i in range(k)] + ["A"]
+    assert len(item["images"]) == k + 1 and item["answer"] == item["record"]["conversations"][1]["value"]
