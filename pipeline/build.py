@@ -55,6 +55,7 @@ from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
 from pipeline.respond import stage_respond
+from pipeline.respond.mos import stage_respond_mos
 from pipeline.store import LOGS_DIR, Store, atomic_write_json
 from pipeline.synthesize import (
     chunk_plans,
@@ -403,6 +404,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
+    ("respond_labels", stage_respond_mos),  # pipeline/respond/mos.py: tasks.labels.describe
     ("assemble", stage_assemble),
     ("report", stage_report),
     ("lock", stage_lock),

@@ -48,14 +48,14 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
-                run_id: str | None = None, wait: bool = True,
+                run_id: str | None = None, wait: bool = True, source: Any = None,
                 extra: dict[str, Any] | None = None) -> list[_SplitResult]:
     """One run: a pass over the targets (online: every request called). Batch mode
     (`config.mode`, paid responders): collect finished batches, pass (answers from the
     cache, the rest handed to the queue), submit; with `wait`, poll and pass again until no
     batch is open and nothing is left to send. `extra` receives the batch summary."""
     targets = list(targets)
-    run = _Run(store, responder, config, progress, budget)
+    run = _Run(store, responder, config, progress, budget, source=source)
     batch = None
     if config.mode == "batch" and responder.paid:
         batch = BatchQueue(store, responder, config, run.budget, run.batch_price, run.cache)
