@@ -168,7 +168,7 @@ def bootstrap(pred: Sequence[float], mos: Sequence[float], *, seed: int, n_boot:
     bx, by = x[idx], y[idx]
     draws: dict[str, np.ndarray] = {
         "srcc": _rowwise_pearson(rankdata(bx, axis=1), rankdata(by, axis=1)),
-        "krcc": np.array([krcc(a, b) for a, b in zip(bx, by, strict=True)]),
+        "krcc": _rowwise_kendall(bx, by),
         "plcc": _rowwise_pearson(bx, by),
     }
     if fit is not None:
@@ -181,6 +181,25 @@ def bootstrap(pred: Sequence[float], mos: Sequence[float], *, seed: int, n_boot:
         out[k] = ([None, None] if len(arr) == 0
                   else [round(float(np.percentile(arr, 2.5)), 6),
                         round(float(np.percentile(arr, 97.5)), 6)])
+    return out
+
+
+def _rowwise_kendall(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair: pairwise sign matrices for small n (in chunks that
+    keep memory bounded), scipy's O(n log n) per row for large n."""
+    n = a.shape[1]
+    if n > 400:
+        return np.array([krcc(x, y) for x, y in zip(a, b, strict=True)])
+    out = np.empty(a.shape[0])
+    step = max(1, 2_000_000 // (n * n))
+    for start in range(0, a.shape[0], step):
+        ca, cb = a[start:start + step], b[start:start + step]
+        da = np.sign(ca[:, :, None] - ca[:, None, :])
+        db = np.sign(cb[:, :, None] - cb[:, None, :])
+        den = np.sqrt((da * da).sum(axis=(1, 2)) * (db * db).sum(axis=(1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + step] = np.where(den > 0, (da * db).sum(axis=(1, 2))
+                                               / np.where(den > 0, den, 1.0), np.nan)
     return out
 
 
@@ -368,6 +387,9 @@ def evaluate_scores(store: Store, scores: str, *, seed: int = 0, n_boot: int = 1
     sources = _labelled_sources(store)
     if datasets:
         sources = {k: v for k, v in sources.items() if k in datasets}
+    else:  # pseudo-labels are a model's scores, not human labels: only when asked for
+        sources = {k: v for k, v in sources.items()
+                   if v[0].attributes.get("provenance") != "mllm_score"}
     if not sources:
         msg = f"{store.root}: no labelled sources (labels/<dataset>/images.jsonl); run `dqgen labels build`"
         raise FileNotFoundError(msg)

@@ -178,8 +178,8 @@ def segment_regions(image: np.ndarray, n: int = 4, *, n_segments: int = 64,
 
 
 def make_regions(image: np.ndarray, mode: str, *, grid: tuple[int, int] = (2, 2),
-                 segments: int = 4, n_segments: int = 64,
-                 compactness: float = 10.0) -> list[Region]:
+                 segments: int = 4, n_segments: int = 64, compactness: float = 10.0,
+                 min_area: float = 0.05) -> list[Region]:
     """The local regions of `image` for `mode` (`none`, `grid`, `segments`, `both`)."""
     if mode not in ("none", "grid", "segments", "both"):
         msg = f"regions mode must be none, grid, segments or both, got {mode!r}"
@@ -189,7 +189,8 @@ def make_regions(image: np.ndarray, mode: str, *, grid: tuple[int, int] = (2, 2)
     if mode in ("grid", "both"):
         out += grid_regions(h, w, min(grid[0], h), min(grid[1], w))
     if mode in ("segments", "both"):
-        out += segment_regions(image, segments, n_segments=n_segments, compactness=compactness)
+        out += segment_regions(image, segments, n_segments=n_segments, compactness=compactness,
+                               min_area=min_area)
     return out
 
 
