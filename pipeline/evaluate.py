@@ -46,7 +46,7 @@ from pipeline.labels.records import LabelledImage
 from pipeline.seeds import stable_hash
 from pipeline.store import Store, atomic_write_json, read_jsonl
 
-__all__ = ["METRICS", "bootstrap", "evaluate_scores", "fit_logistic", "krcc", "load_predictions",
+__all__ = ["METRICS", "bootstrap", "evaluate_scores", "evaluation_section", "fit_logistic", "krcc", "load_predictions",
            "logistic4", "metrics", "plcc", "rmse", "srcc"]
 
 log = logging.getLogger(__name__)
@@ -118,14 +118,14 @@ def fit_logistic(pred: Sequence[float], mos: Sequence[float]) -> tuple[float, ..
     from scipy.optimize import OptimizeWarning, curve_fit
 
     x, y = _check(pred, mos)
-    if np.ptp(x) == 0:
+    if np.ptp(x) == 0 or len(x) < 5:  # 4 parameters need more points than that
         return None
     start = [float(y.max()), float(y.min()), float(x.mean()), float(x.std()) or 1.0]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
             params, _ = curve_fit(logistic4, x, y, p0=start, maxfev=20000)
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError, TypeError):
         return None
     if not np.isfinite(params).all():
         return None
@@ -422,3 +422,45 @@ def evaluate_scores(store: Store, scores: str, *, seed: int = 0, n_boot: int = 1
     doc["better"] = _BETTER
     atomic_write_json(out_dir / "metrics.json", doc)
     return doc
+
+
+def evaluation_section(store: Store) -> list[str]:
+    """Markdown lines of the report's "Agreement with human labels" section: one table row
+    per evaluated key and dataset (`eval/*/metrics.json`), with its scatter plot; nothing
+    when no evaluation was run."""
+    docs = []
+    for path in sorted((store.root / "eval").glob("*/metrics.json")):
+        try:
+            docs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            log.warning("report: unreadable %s", path)
+    if not docs:
+        return []
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    out = ["## Agreement with human labels", "",
+           "Predicted scores against each source's MOS (`dqgen evaluate`): SRCC with its "
+           "bootstrap 95% interval, PLCC after the 4-parameter logistic fit, KRCC, RMSE (MOS "
+           "units, fitted). Folds: mean ± std of SRCC over the split repeats' test splits.", "",
+           "| scores | dataset | n | SRCC [95% CI] | PLCC (fit) | PLCC (raw) | KRCC | RMSE | folds |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    plots = []
+    for doc in docs:
+        for ds, e in doc.get("datasets", {}).items():
+            m = e.get("all", {})
+            if "srcc" not in m:
+                out.append(f"| {doc['key']} | {ds} | {m.get('n', 0)} | "
+                           f"{e.get('error') or m.get('error', '-')} | | | | | |")
+                continue
+            ci = (m.get("ci95") or {}).get("srcc")
+            fo = (e.get("folds") or {}).get("srcc")
+            out.append(f"| {doc['key']} | {ds} | {m['n']} | {f(m['srcc'])}"
+                       + (f" [{f(ci[0])}, {f(ci[1])}]" if ci else "")
+                       + f" | {f(m['plcc_fitted'])} | {f(m['plcc'])} | {f(m['krcc'])} | "
+                       f"{f(m['rmse'])} | "
+                       + (f"{f(fo['mean'])} ± {f(fo['std'])}" if fo else "-") + " |")
+            if e.get("plot"):
+                plots.append(f"![{doc['key']} {ds}](../{e['plot']})")
+    return out + [""] + plots + ([""] if plots else [])

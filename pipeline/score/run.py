@@ -205,6 +205,9 @@ class _ScoreRun:
         self.rejected: Counter = Counter()
         self.failures: list[FailureRecord] = []
 
+    def _readable(self, reply: Any) -> bool:
+        return parse_level(reply.text, self.prompt.low, self.prompt.high).ok
+
     async def _part(self, item_id: str, png: Path, sha: str, region: bool,
                     ) -> tuple[int, str, Usage, float, int] | tuple[None, str, str, str | None]:
         """(level, hash, usage, cost, asks) or (None, error kind, message, raw)."""
@@ -222,7 +225,10 @@ class _ScoreRun:
                 max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature, word_limit=0,
                 reask=reask, reask_text=self.prompt.reask(reason) if reask else "",
                 extra=dict(self.config.extra), image_detail=self.config.image_detail)
-            reply, request_hash, spent, _ = await self.core._ask(request, self.counts)
+            # a cached answer the parser rejects (an earlier run's) is asked anew, so a
+            # re-run can recover an image that failed; an accepted one is never paid twice
+            reply, request_hash, spent, _ = await self.core._ask(request, self.counts,
+                                                                 accept=self._readable)
             cost += spent
             usage = Usage(prompt_tokens=usage.prompt_tokens + reply.usage.prompt_tokens,
                           completion_tokens=usage.completion_tokens
