@@ -41,15 +41,13 @@ def _paint(path: Path, quality: float, rng: np.random.Generator) -> None:
 
 
 def _expected(path: Path) -> tuple[float, int]:
-    """The final score computed here, independently: levels of the image and of its 2x2
-    grid (bounds round(i * size / 2)), w * global + (1 - w) * area-weighted mean."""
+    """The final score computed here, independently: levels of the image and of its 2x1
+    grid (row bounds 0, round(h / 2), h), w * global + (1 - w) * area-weighted mean."""
     with Image.open(path) as im:
         px = np.asarray(im.convert("RGB"))
     h, w = px.shape[:2]
-    ys, xs = [0, round(h / 2), h], [0, round(w / 2), w]
-    local = [(brightness_level(px[ys[r]:ys[r + 1], xs[c]:xs[c + 1]]),
-              (ys[r + 1] - ys[r]) * (xs[c + 1] - xs[c]) / (h * w))
-             for r in range(2) for c in range(2)]
+    ys = [0, round(h / 2), h]
+    local = [(brightness_level(px[ys[r]:ys[r + 1]]), (ys[r + 1] - ys[r]) / h) for r in range(2)]
     g = brightness_level(px)
     return W * g + (1 - W) * sum(s * a for s, a in local) / sum(a for _, a in local), g
 
@@ -87,11 +85,12 @@ responder:
   backoff_initial_s: 0
   max_reasks: 1
   concurrency: 4
+  requests_per_minute: null
   price_input_per_1m: 2.5
   price_output_per_1m: 10
 scoring:
   regions: grid
-  grid: [2, 2]
+  grid: [2, 1]
   global_weight: {W}
 """)
     m = load_manifest(manifest)
@@ -125,14 +124,14 @@ def test_cost_estimate_and_calls_per_image(world):
     first = world["first"]
     assert first.exit_code == 0, first.output
     out = " ".join(first.output.split())  # the console wraps long lines
-    n = len(world["mos"])  # 12 KonIQ + 18 AGIQA images, 1 + 4 grid regions each
-    assert f"estimate: {n} images x (1 + up to 4 regions) = {n * 5} calls" in out
-    per_call = int(out.split("calls, ~")[1].split()[0]) // (n * 5)
-    usd = (n * 5) * (per_call * 2.5 + 16 * 10) / 1e6  # manifest prices, max_tokens 16
+    n = len(world["mos"])  # 12 KonIQ + 18 AGIQA images, 1 + 2 grid regions each
+    assert f"estimate: {n} images x (1 + up to 2 regions) = {n * 3} calls" in out
+    per_call = int(out.split("calls, ~")[1].split()[0]) // (n * 3)
+    usd = (n * 3) * (per_call * 2.5 + 16 * 10) / 1e6  # manifest prices, max_tokens 16
     assert f"${usd:.4f}" in out
     # one image failed on its global ask after one re-ask: 1 + 1 calls, no region asked;
     # the re-asked image cost one more call
-    assert world["calls"][0] == (n - 1) * 5 + 2 + 1
+    assert world["calls"][0] == (n - 1) * 3 + 2 + 1
 
 
 def test_records_keep_every_sub_score(world):
@@ -144,8 +143,7 @@ def test_records_keep_every_sub_score(world):
     for key, r in rows.items():
         final, g = _expected(mos[key][1])
         assert r["global_level"] == g
-        assert [p["name"] for p in r["regions"]] == ["grid_r0c0", "grid_r0c1", "grid_r1c0",
-                                                     "grid_r1c1"]
+        assert [p["name"] for p in r["regions"]] == ["grid_r0c0", "grid_r1c0"]
         assert sum(p["area"] for p in r["regions"]) == pytest.approx(1.0)
         assert all(len(p["request_hash"]) == 64 and 1 <= p["level"] <= 7 for p in r["regions"])
         assert r["final"] == pytest.approx(final, abs=1e-6)
@@ -170,7 +168,7 @@ def test_failure_then_retry_then_nothing_to_do(world):
     assert "global: answer rejected after 2 ask(s): refusal" in f[0].message
     assert "Sorry" in f[0].raw_output
     assert world["second"].exit_code == 0, world["second"].output
-    assert world["calls"][1] == 5  # the failed image: its cached refusals asked anew + regions
+    assert world["calls"][1] == 3  # the failed image: its cached refusals asked anew + regions
     assert world["calls"][2] == 0  # a re-run pays nothing
     store = world["store"]
     assert list(read_jsonl(store.failures_path("score"))) == []
