@@ -54,13 +54,10 @@ from pipeline.score.regions import aggregate, crop_region, make_regions
 from pipeline.store import Store, append_jsonl, atomic_write_bytes, atomic_write_json, \
     atomic_write_jsonl, read_jsonl
 
-try:  # the respond core: one cache, retry policy, limiter and budget for every mode
-    from pipeline.respond.cost import BudgetStop, cost_usd, price_for
-    from pipeline.respond.online import _Run as _CoreRun
-except ImportError:  # pragma: no cover - before pipeline/respond/ became a package
-    from pipeline.respond import _BudgetStop as BudgetStop  # type: ignore[no-redef]
-    from pipeline.respond import _Run as _CoreRun  # type: ignore[no-redef]
-    from pipeline.respond import cost_usd, price_for  # type: ignore[no-redef]
+# the respond core: one request-hash cache, retry policy, rate limiter and budget for every
+# mode (online respond, batch, scoring); `_Run._ask` does one request through all of them
+from pipeline.respond.cost import BudgetStop, cost_usd, price_for
+from pipeline.respond.online import _Run as _CoreRun
 
 __all__ = ["REFERENCES", "STAGE", "PartScore", "ScoreRecord", "estimate_cost",
            "score_images", "score_items", "scores_path", "stage_score"]
