@@ -55,6 +55,7 @@ from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
 from pipeline.respond import stage_respond
+from pipeline.score.run import stage_score
 from pipeline.store import LOGS_DIR, Store, atomic_write_json
 from pipeline.synthesize import (
     chunk_plans,
@@ -394,6 +395,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("plan", stage_plan),
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
+    ("score", stage_score),  # pipeline/score/: only when the manifest enables `scoring`
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
     ("assemble", stage_assemble),
     ("report", stage_report),
