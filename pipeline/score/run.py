@@ -238,30 +238,47 @@ class _ScoreRun:
             last = reply.text
         return None, "rejected", f"answer rejected after {max_reasks + 1} ask(s): {reason}", last
 
-    async def item(self, item: ScoreItem) -> ScoreRecord | None:
-        item_id = f"{item.dataset}/{item.image_id}"
-        try:
-            image = _load(item.path, self.cfg.max_side)
-        except (OSError, ValueError) as err:
-            return self._fail(item_id, "bad_image", f"{item.rel_path}: {err}", None, 1, None)
+    def _prepare(self, item: ScoreItem) -> list[tuple[str, str, list[int], float, Path, str]]:
+        """The parts of one image as PNG files: (name, kind, bbox, area, png, sha256).
+        CPU work (decode, segmentation, encode): run in a thread, off the event loop."""
+        image = _load(item.path, self.cfg.max_side)
         h, w = image.shape[:2]
         regions = make_regions(image, self.cfg.regions, grid=self.cfg.grid,
                                segments=self.cfg.segments, n_segments=self.cfg.slic_segments,
                                compactness=self.cfg.compactness,
                                min_area=self.cfg.min_region_area)
-        parts: list[tuple[str, str, list[int], float, np.ndarray]] = [
-            ("global", "global", [0, 0, w, h], 1.0, image)]
+        parts = [("global", "global", [0, 0, w, h], 1.0, *_png(self.store, image))]
         parts += [(r.name, r.kind, list(r.bbox), r.area,
-                   crop_region(image, r, self.cfg.mask_value)) for r in regions]
+                   *_png(self.store, crop_region(image, r, self.cfg.mask_value)))
+                  for r in regions]
+        return parts
+
+    async def item(self, item: ScoreItem) -> ScoreRecord | None:
+        """Score one image: the global ask first (a failure there spares the regions), then
+        every region concurrently. Raises BudgetStop when the budget leaves no room."""
+        item_id = f"{item.dataset}/{item.image_id}"
+        try:
+            parts = await asyncio.to_thread(self._prepare, item)
+        except (OSError, ValueError) as err:
+            return self._fail(item_id, "bad_image", f"{item.rel_path}: {err}", None, 1, None)
+
+        async def ask(part: tuple[str, str, list[int], float, Path, str]) -> Any:
+            return await self._part(item_id, part[4], part[5], region=part[1] != "global")
+
+        first = await asyncio.gather(ask(parts[0]), return_exceptions=True)
+        rest = await asyncio.gather(*(ask(p) for p in parts[1:]), return_exceptions=True) \
+            if not isinstance(first[0], BaseException) and first[0][0] is not None else []
         scored: list[PartScore] = []
         usage, cost = Usage(), 0.0
-        for name, kind, bbox, area, pixels in parts:
-            png, sha = _png(self.store, pixels)
-            try:
-                out = await self._part(item_id, png, sha, region=kind != "global")
-            except ResponderError as err:
-                return self._fail(item_id, err.kind, f"{name}: {err}", err.status,
-                                  getattr(err, "attempts", 1), err.raw_output)
+        for part, out in zip(parts, [*first, *rest]):
+            name, kind, bbox, area = part[:4]
+            if isinstance(out, BudgetStop):
+                raise out
+            if isinstance(out, ResponderError):
+                return self._fail(item_id, out.kind, f"{name}: {out}", out.status,
+                                  getattr(out, "attempts", 1), out.raw_output)
+            if isinstance(out, BaseException):
+                raise out
             if out[0] is None:
                 _, kind_err, message, raw = out
                 return self._fail(item_id, kind_err, f"{name}: {message}", None,
