@@ -58,6 +58,7 @@ from pipeline.store import Store, append_jsonl, atomic_write_bytes, atomic_write
 # mode (online respond, batch, scoring); `_Run._ask` does one request through all of them
 from pipeline.respond.cost import BudgetStop, cost_usd, price_for
 from pipeline.respond.online import _Run as _CoreRun
+from pipeline.respond.run import _run_sync
 
 __all__ = ["REFERENCES", "STAGE", "PartScore", "ScoreRecord", "estimate_cost",
            "score_images", "score_items", "scores_path", "stage_score"]
@@ -402,7 +403,7 @@ def score_items(store: Store, groups: dict[str, list[ScoreItem]], *, config: Res
         finally:
             await responder.aclose()
 
-    per = asyncio.run(main())
+    per = _run_sync(main())  # also from inside a running loop (Prefect, notebooks)
     attempted = {f"{ds}/{it.image_id}" for ds, items in groups.items() for it in items}
     keep = [f for f in store.failures(STAGE) if f.item_id not in attempted]
     # failures/score.jsonl: this run's failures plus earlier ones of items not attempted

@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import stats
 from typer.testing import CliRunner
 
+from pipeline.build import run_build
 from pipeline.cli import app
 from pipeline.labels.build import build_labels
 from pipeline.manifest import load_manifest
@@ -112,10 +113,16 @@ scoring:
         scores_bytes = {p.name: p.read_bytes() for p in (store.root / "scores" / KEY).glob("*.jsonl")}
         third = runner.invoke(app, args)  # nothing left: zero calls, same bytes
         calls_third = server.chat_calls - calls_first - calls_second
+        # the build's score stage (scoring.enabled) over the same folder: all done already
+        enabled = m.model_copy(update={
+            "responder": m.responder.model_copy(update={"base_url": server.base_url}),
+            "scoring": m.scoring.model_copy(update={"enabled": True})})
+        stage = run_build(enabled, stages=["score"])["score"]
+        calls_stage = server.chat_calls - calls_first - calls_second - calls_third
         requests = list(server.requests)
     ev = runner.invoke(app, ["evaluate", str(store.root), "--scores", KEY, "--bootstrap", "200",
                              "--seed", "1"])
-    return dict(store=store, mos=mos, first=first, second=second, third=third, ev=ev,
+    return dict(store=store, mos=mos, stage=stage, calls_stage=calls_stage, first=first, second=second, third=third, ev=ev,
                 calls=(calls_first, calls_second, calls_third), failures_first=failures_first,
                 scores_bytes=scores_bytes, requests=requests, refused=refused, reasked=reasked)
 
@@ -175,7 +182,7 @@ def test_failure_then_retry_then_nothing_to_do(world):
     assert world["scores_bytes"] == {p.name: p.read_bytes()
                                      for p in (store.root / "scores" / KEY).glob("*.jsonl")}
     log = list(read_jsonl(store.root / "logs" / "score" / f"{KEY}.jsonl"))
-    assert [r["calls"] for r in log] == list(world["calls"])
+    assert [r["calls"] for r in log] == [*world["calls"], world["calls_stage"]]
 
 
 def test_evaluate_recovers_the_independent_correlation(world):
@@ -209,3 +216,10 @@ def test_report_section(world):
     text = "\n".join(lines)
     assert lines[0] == "## Agreement with human labels"
     assert f"| {KEY} | koniq10k | 12 |" in text and f"](../eval/{KEY}/agiqa3k.png)" in text
+
+
+def test_build_stage_runs_when_enabled(world):
+    stage = world["stage"]
+    assert world["calls_stage"] == 0 and stage["calls"] == 0 and stage["scored"] == 0
+    assert stage["datasets"]["koniq10k"]["already_done"] == 12
+    assert stage["datasets"]["agiqa3k"]["already_done"] == 18
