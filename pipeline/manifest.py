@@ -200,7 +200,8 @@ class ScoringConfig(_Config):
     (`grid` rows x cols), segments (`segments` SLIC regions) or both; `global_weight`: w of
     final = w * global + (1 - w) * area-weighted mean of the regions. `datasets`: which
     labelled sources to score (None: all of `sources`); `references`: also score the
-    ingested references and write them as a pseudo-labelled source (`pseudo_label_name`).
+    ingested references and write them as a pseudo-labelled source (`pseudo_label_name`);
+    `samples`: also score every synthetic sample's images A and B.
     """
 
     enabled: bool = False
@@ -220,6 +221,7 @@ class ScoringConfig(_Config):
     temperature: float = Field(0.0, ge=0.0)
     datasets: list[str] | None = None
     references: bool = False
+    samples: bool = False  # also score the synthetic samples' images (scores/<key>/samples.jsonl)
     pseudo_label_name: str = "mllm_score"
     pseudo_label_margin: float = Field(0.1, ge=0.0, le=1.0)
 

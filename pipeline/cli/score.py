@@ -28,6 +28,10 @@ def score_cmd(
         None, "--references/--no-references",
         help="Also score the ingested references and write them as a pseudo-labelled source "
         "(default: scoring.references)."),
+    samples: Optional[bool] = typer.Option(
+        None, "--samples/--no-samples",
+        help="Also score the synthetic samples' images A and B (scores/<key>/samples.jsonl; "
+        "default: scoring.samples)."),
     responder: Optional[str] = typer.Option(
         None, "--responder", help="openai (default: the manifest's responder.kind)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (responder.model)."),
@@ -45,8 +49,9 @@ def score_cmd(
     yes: bool = typer.Option(
         True, "--yes/--ask", help="Start without asking after printing the cost estimate."),
 ) -> None:
-    """Ask a model for a standard-guided quality level of every image of the labelled sources:
-    the whole image and each local region (grid cells and/or SLIC segments), combined by area.
+    """Ask a model for a standard-guided quality level of every image of the labelled sources
+    (and, on request, of the references or the synthetic samples): the whole image and each
+    local region (grid cells and/or SLIC segments), combined by area.
 
     Prints the estimate first: calls = images x (1 + regions), tokens and USD at
     prompts/prices.yaml. Writes `scores/<key>/<dataset>.jsonl` (every sub-score kept),
@@ -55,8 +60,8 @@ def score_cmd(
     """
     from pipeline.manifest import ManifestError, load_manifest
     from pipeline.responders import make_responder
-    from pipeline.score.run import REFERENCES, estimate_cost, labelled_items, reference_items, \
-        score_items
+    from pipeline.score.run import REFERENCES, SAMPLES, estimate_cost, labelled_items, \
+        reference_items, sample_items, score_items
     from pipeline.store import Store
 
     try:
@@ -77,10 +82,14 @@ def score_cmd(
         fail(f"scoring asks a model for levels: use --responder openai (got {config.kind!r})")
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
     names = split_list(datasets) or cfg.datasets or [s.dataset for s in m.sources]
+    if not names and not (references or cfg.references or samples or cfg.samples):
+        fail(f"{manifest}: nothing to score: no `sources:`; use --references or --samples")
     try:
         groups = {n: labelled_items(store, n) for n in names}
         if references if references is not None else cfg.references:
             groups[REFERENCES] = reference_items(store)
+        if samples if samples is not None else cfg.samples:
+            groups[SAMPLES] = sample_items(store, m.kinds(), m.splits())
         rsp = make_responder(config)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))

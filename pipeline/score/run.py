@@ -60,13 +60,14 @@ from pipeline.respond.cost import BudgetStop, cost_usd, price_for
 from pipeline.respond.online import _Run as _CoreRun
 from pipeline.respond.run import _run_sync
 
-__all__ = ["REFERENCES", "STAGE", "PartScore", "ScoreRecord", "estimate_cost",
+__all__ = ["REFERENCES", "SAMPLES", "STAGE", "sample_items", "PartScore", "ScoreRecord", "estimate_cost",
            "score_images", "score_items", "scores_path", "stage_score"]
 
 log = logging.getLogger(__name__)
 
 STAGE = "score"
 REFERENCES = "references"  # the scores file of the ingested references (pseudo-labels)
+SAMPLES = "samples"  # the scores file of the synthetic samples' images
 ProgressFn = Callable[[str, int, int], None]  # (dataset, done, total)
 
 
@@ -376,6 +377,22 @@ def labelled_items(store: Store, dataset: str) -> list[ScoreItem]:
     return out
 
 
+def sample_items(store: Store, kinds: list[str], splits: list[str]) -> list[ScoreItem]:
+    """The synthetic images of the sample records (image A, and B of pairs), as items of
+    the scores file `samples` with ids `<sample id>/A` and `<sample id>/B`."""
+    from pipeline.records import SampleRecord
+
+    out = []
+    for kind in kinds:
+        for split in splits:
+            for s in read_jsonl(store.samples_path(kind, split), SampleRecord):
+                for role, info in (("A", s.image_A), ("B", s.image_B)):
+                    if info is not None:
+                        out.append(ScoreItem(SAMPLES, f"{s.sample_id}/{role}",
+                                             store.abs(info.path), info.path, split))
+    return out
+
+
 def reference_items(store: Store) -> list[ScoreItem]:
     """The ingested references (references.jsonl), for pseudo-labels."""
     return [ScoreItem(REFERENCES, r.ref_id, store.abs(r.path), r.path, r.split)
@@ -434,7 +451,8 @@ def score_items(store: Store, groups: dict[str, list[ScoreItem]], *, config: Res
 
 def score_images(manifest: Manifest, store: Store, *, config: ResponderConfig | None = None,
                  cfg: ScoringConfig | None = None, datasets: list[str] | None = None,
-                 references: bool | None = None, responder: Responder | None = None,
+                 references: bool | None = None, samples: bool | None = None,
+                 responder: Responder | None = None,
                  progress: ProgressFn | None = None) -> dict[str, Any]:
     """Score the manifest's labelled sources (and references) with its responder."""
     config = config or manifest.responder
@@ -443,6 +461,8 @@ def score_images(manifest: Manifest, store: Store, *, config: ResponderConfig | 
     groups = {name: labelled_items(store, name) for name in names}
     if references if references is not None else cfg.references:
         groups[REFERENCES] = reference_items(store)
+    if samples if samples is not None else cfg.samples:
+        groups[SAMPLES] = sample_items(store, manifest.kinds(), manifest.splits())
     return score_items(store, groups, config=config, cfg=cfg, responder=responder,
                        progress=progress)
 

@@ -62,3 +62,25 @@ def test_scored_references_become_a_labelled_source(tmp_path, monkeypatch):
                                            "plcc_fitted": 0.85}}
     assert json.loads((store.root / "labels" / "mllm_score" / "summary.json").read_text())[
         "provenance"] == "mllm_score"
+
+
+def test_synthetic_samples_are_scored_image_by_image(tmp_path, monkeypatch):
+    from pipeline.score.run import SAMPLES, sample_items
+    from tests.support.respond_samples import make_samples
+
+    make_samples(tmp_path, "refAB_sd", "train", 3)
+    store = Store(tmp_path)
+    items = sample_items(store, ["refA_sd", "refAB_sd"], ["train", "test"])
+    assert len(items) == 6 and {i.image_id[-2:] for i in items} == {"/A", "/B"}
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    with FakeScorer() as server:
+        config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
+                                 requests_per_minute=None)
+        summary = score_items(store, {SAMPLES: items}, config=config,
+                              cfg=ScoringConfig(regions="none"))
+        assert server.chat_calls == 6
+    rows = list(read_jsonl(store.root / "scores" / "openai--fake-scorer" / "samples.jsonl"))
+    assert summary["scored"] == 6 and [r["image_id"] for r in rows] == [i.image_id for i in items]
+    for r, it in zip(rows, items, strict=True):
+        px = np.asarray(Image.open(it.path).convert("RGB"))
+        assert r["global_level"] == brightness_level(px) and r["regions"] == []
