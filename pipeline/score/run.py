@@ -1,8 +1,9 @@
 """The scoring run: standard-guided levels for every image of the labelled sources (and,
-optionally, the ingested references), global and per region, through the respond core.
+optionally, the ingested references and the synthetic samples' images), global and per
+region, through the respond core.
 
-Reads `labels/<dataset>/images.jsonl` (LabelledImage; images under `labels/<dataset>/src/`)
-and `references.jsonl`, and writes
+Reads `labels/<dataset>/images.jsonl` (LabelledImage; images under `labels/<dataset>/src/`),
+`references.jsonl` and `samples/<kind>/<split>.jsonl`, and writes
 
     scores/<key>/<dataset>.jsonl     ScoreRecord per scored image, in the source's order
     scores/<key>/run.json            the scoring settings of the latest run
@@ -16,7 +17,10 @@ versioned prompt (`pipeline.score.levels`). Every request goes through the respo
 `_ask` (`pipeline.respond`): the same request-hash cache as `respond` (a re-run pays
 nothing twice), the one tenacity retry policy, the rate limiter, the budget
 (`max_cost_usd`; when it is reached no new call starts and the summary says so) and the
-responder's error classification. An answer the strict parser rejects is re-asked (up to
+responder's error classification. The global level is asked first (when it fails, the
+regions are not asked), then the regions concurrently; the CPU work of an image (decode,
+segmentation, PNG encoding) runs in a thread, off the event loop.
+An answer the strict parser rejects is re-asked (up to
 `responder.max_reasks`, the re-ask naming the reason), then the image fails with it. An image
 is scored only when its global and every regional level were read; the record keeps every
 sub-score with its region, area and request hash.

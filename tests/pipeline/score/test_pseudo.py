@@ -84,3 +84,26 @@ def test_synthetic_samples_are_scored_image_by_image(tmp_path, monkeypatch):
     for r, it in zip(rows, items, strict=True):
         px = np.asarray(Image.open(it.path).convert("RGB"))
         assert r["global_level"] == brightness_level(px) and r["regions"] == []
+
+
+def test_budget_stops_new_calls_and_a_rerun_continues(tmp_path, monkeypatch):
+    from pipeline.score.run import SAMPLES, sample_items
+    from tests.support.respond_samples import make_samples
+
+    make_samples(tmp_path, "refA_sd", "train", 5)
+    store = Store(tmp_path)
+    items = sample_items(store, ["refA_sd"], ["train"])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    cfg = ScoringConfig(regions="none")
+    with FakeScorer() as server:
+        config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
+                                 requests_per_minute=None, concurrency=1,
+                                 price_input_per_1m=2.5, price_output_per_1m=10.0,
+                                 max_cost_usd=0.007)  # room for two worst-case calls
+        capped = score_items(store, {SAMPLES: items}, config=config, cfg=cfg)
+        assert capped["budget_reached"] is True and server.chat_calls == 2
+        assert capped["scored"] == 2 and capped["cost_usd"] <= 0.007
+        rest = score_items(store, {SAMPLES: items}, config=config.model_copy(
+            update={"max_cost_usd": None}), cfg=cfg)
+        assert rest["scored"] == 3 and server.chat_calls == 5 and not rest["budget_reached"]
+    assert len(list(read_jsonl(store.root / "scores" / "openai--fake-scorer" / "samples.jsonl"))) == 5
