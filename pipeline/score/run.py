@@ -19,7 +19,10 @@ nothing twice), the one tenacity retry policy, the rate limiter, the budget
 (`max_cost_usd`; when it is reached no new call starts and the summary says so) and the
 responder's error classification. The global level is asked first (when it fails, the
 regions are not asked), then the regions concurrently; the CPU work of an image (decode,
-segmentation, PNG encoding) runs in a thread, off the event loop.
+segmentation, PNG encoding) runs in a thread, off the event loop. With
+`responder.structured_output` the level is asked as a json_schema `{"level": n}` (n one of
+the levels); a server that refuses `response_format` gets the text protocol for the rest
+of the run (the respond core's fallback).
 An answer the strict parser rejects is re-asked (up to
 `responder.max_reasks`, the re-ask naming the reason), then the image fails with it. An image
 is scored only when its global and every regional level were read; the record keeps every
@@ -32,6 +35,7 @@ standards, regions, weights, image size); another setting re-scores (through the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -61,7 +65,9 @@ from pipeline.store import Store, append_jsonl, atomic_write_bytes, atomic_write
 # the respond core: one request-hash cache, retry policy, rate limiter and budget for every
 # mode (online respond, batch, scoring); `_Run._ask` does one request through all of them
 from pipeline.respond.cost import BudgetStop, cost_usd, price_for
+from pipeline.respond.online import _FormatRefused
 from pipeline.respond.online import _Run as _CoreRun
+from pipeline.respond.structured import json_schema_format
 from pipeline.respond.run import _run_sync
 
 __all__ = ["REFERENCES", "SAMPLES", "STAGE", "sample_items", "PartScore", "ScoreRecord", "estimate_cost",
@@ -204,6 +210,8 @@ class _ScoreRun:
         self.cfg = cfg
         self.prompt = prompt
         self.settings = settings_hash(cfg, prompt)
+        self.level_format = json_schema_format("quality_level", {
+            "level": {"type": "integer", "enum": list(range(prompt.low, prompt.high + 1))}})
         self.counts: Counter = Counter()
         self.rejected: Counter = Counter()
         self.failures: list[FailureRecord] = []
@@ -230,8 +238,15 @@ class _ScoreRun:
                 extra=dict(self.config.extra), image_detail=self.config.image_detail)
             # a cached answer the parser rejects (an earlier run's) is asked anew, so a
             # re-run can recover an image that failed; an accepted one is never paid twice
-            reply, request_hash, spent, _ = await self.core._ask(request, self.counts,
-                                                                 accept=self._readable)
+            if self.core.structured:  # responder.structured_output: {"level": n} by schema
+                request = dataclasses.replace(request, response_format=self.level_format)
+            try:
+                reply, request_hash, spent, _ = await self.core._ask(request, self.counts,
+                                                                     accept=self._readable)
+            except _FormatRefused:  # the server refused the schema: text protocol from now on
+                request = dataclasses.replace(request, response_format=None)
+                reply, request_hash, spent, _ = await self.core._ask(request, self.counts,
+                                                                     accept=self._readable)
             cost += spent
             usage = Usage(prompt_tokens=usage.prompt_tokens + reply.usage.prompt_tokens,
                           completion_tokens=usage.completion_tokens

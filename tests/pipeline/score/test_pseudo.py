@@ -107,3 +107,34 @@ def test_budget_stops_new_calls_and_a_rerun_continues(tmp_path, monkeypatch):
             update={"max_cost_usd": None}), cfg=cfg)
         assert rest["scored"] == 3 and server.chat_calls == 5 and not rest["budget_reached"]
     assert len(list(read_jsonl(store.root / "scores" / "openai--fake-scorer" / "samples.jsonl"))) == 5
+
+
+def test_structured_level_and_the_text_fallback(tmp_path, monkeypatch):
+    from pipeline.score.run import SAMPLES, sample_items
+    from tests.support.respond_samples import make_samples
+
+    make_samples(tmp_path, "refA_sd", "train", 3)
+    store = Store(tmp_path)
+    items = sample_items(store, ["refA_sd"], ["train"])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
+    cfg = ScoringConfig(regions="none")
+    expected = [brightness_level(np.asarray(Image.open(i.path).convert("RGB"))) for i in items]
+    with FakeScorer(fmt='{{"level": {level}}}') as server:  # answers the schema's JSON
+        config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
+                                 requests_per_minute=None, concurrency=1, structured_output=True)
+        score_items(store, {SAMPLES: items}, config=config, cfg=cfg)
+        formats = [r.body["response_format"] for r in server.requests]
+    assert all(f["json_schema"]["schema"]["properties"]["level"]["enum"] == list(range(1, 8))
+               for f in formats) and len(formats) == 3
+    key = store.root / "scores" / "openai--fake-scorer" / "samples.jsonl"
+    assert [r["global_level"] for r in read_jsonl(key)] == expected
+    other = Store(tmp_path / "other")
+    make_samples(other.root, "refA_sd", "train", 3)
+    with FakeScorer(response_format=False) as server:  # refuses response_format: text
+        config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
+                                 requests_per_minute=None, concurrency=1, structured_output=True)
+        summary = score_items(other, {SAMPLES: sample_items(other, ["refA_sd"], ["train"])},
+                              config=config, cfg=cfg)
+        actions = [r.action for r in server.requests]
+    assert actions[0] == "response_format_refused" and actions.count("response_format_refused") == 1
+    assert summary["scored"] == 3 and len(actions) == 4
