@@ -56,6 +56,7 @@ from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
 from pipeline.respond import stage_respond
 from pipeline.respond.mos import stage_respond_mos
+from pipeline.score.run import stage_score
 from pipeline.store import LOGS_DIR, Store, atomic_write_json
 from pipeline.synthesize import (
     chunk_plans,
@@ -403,6 +404,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("plan", stage_plan),
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
+    ("score", stage_score),  # pipeline/score/: only when the manifest enables `scoring`
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
     ("respond_labels", stage_respond_mos),  # pipeline/respond/mos.py: tasks.labels.describe
     ("assemble", stage_assemble),

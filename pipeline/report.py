@@ -700,6 +700,11 @@ def write_report(manifest: Manifest | None, store: Store, *,
     n = manifest.tasks.contact_sheet_samples if manifest is not None else 12
     contact = _contact_sheet(store, stats, n, out / "contact_sheet.png", key)
     card = render_card(stats, contact=contact)
+    from pipeline.evaluate import evaluation_section  # eval/*/metrics.json, if any
+
+    agreement = evaluation_section(store)
+    if agreement:
+        card = card.rstrip("\n") + "\n\n" + "\n".join(agreement)
     atomic_write_bytes(out / "README.md", card.encode("utf-8"))
     public = {k: v for k, v in stats.items() if not k.startswith("_")}
     public["contact_sheet_samples"] = contact
