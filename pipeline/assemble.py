@@ -609,6 +609,9 @@ def _add_sample(sample: SampleRecord, response: ResponseRecord | None, pools: Qu
             out[task].append(identification_record(
                 sample, task, pools, sentence_probability=cfg.sentence_probability,
                 count_hint_probability=cfg.count_hint_probability))
+    elif sample.tie:  # the judge could not separate A and B: no comparison task at all
+        skipped["tie"] += 1
+        return
     else:
         if sample.judge is None or sample.image_B is None:
             skipped["no_judge_verdict"] += 1
