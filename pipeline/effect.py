@@ -175,7 +175,7 @@ def render_checked(
     image, notes, reason = _apply_checked(ref, current, rng_for(seed, side))
     k = 0
     while reason is not None:
-        rejected.append(RejectedDraw(distortions=current, reason=reason))
+        rejected.append(RejectedDraw(distortions=current, reason=reason, notes=notes))
         k += 1
         if k > MAX_REDRAWS:
             msg = (f"image {side}: no distortion changed the image after {MAX_REDRAWS} "
@@ -251,7 +251,7 @@ def render_sample_images(
         k += 1
         b = out["B"]
         earlier += [*b.redraws, RejectedDraw(
-            distortions=b.distortions,
+            distortions=b.distortions, notes=b.notes,
             reason=f"tie with A (judge scores {verdict.score_A} / {verdict.score_B})")]
         shape = planned_b or planned_a
         draw_rng = rng_for(seed, f"B-tie-{k}-draw")

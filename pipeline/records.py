@@ -85,6 +85,7 @@ class RejectedDraw(Record):
 
     distortions: list[AppliedDistortion]
     reason: str
+    notes: list[str] = []  # what the distortion functions reported (e.g. a flat channel)
 
 
 class ImageInfo(Record):
