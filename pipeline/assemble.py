@@ -460,9 +460,16 @@ def responder_key(manifest: Manifest, store: Store | None = None) -> str:
 
     kind, model = manifest.responder.kind, manifest.responder.model
     if kind == "openai" and not model:
-        from pipeline.responders.openai import DEFAULT_MODEL
+        import os
 
-        model = DEFAULT_MODEL
+        from pipeline.responders.openai import MODEL_ENV
+
+        model = os.environ.get(MODEL_ENV, "").strip()
+        if not model:  # no silent default: say which answers to use
+            msg = ("responder.kind is openai but no model name is given: set responder.model "
+                   f"in the manifest, pass --model, set {MODEL_ENV}, or choose the answers "
+                   "with tasks.responder_key / --responder-key")
+            raise ValueError(msg)
     return _key(kind, model)
 
 

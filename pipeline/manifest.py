@@ -166,7 +166,7 @@ class ResponderConfig(_Config):
     """
 
     kind: Literal["template", "openai", "replay"] = "template"
-    model: str | None = None  # openai: default "gpt-4o"
+    model: str | None = None  # openai: required here, by --model, or by OPENAI_MODEL
     base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (vLLM); else env
     replay_file: str | None = None
     extra: dict[str, Any] = {}

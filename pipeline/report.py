@@ -219,14 +219,18 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     severities[kind][d.severity] += 1
         samples[kind][split] = n
 
+    # Per responder key (responses/<key>/): the template's and a model's answers are
+    # different datasets, so counts, lengths and cost are never summed across keys.
     responses: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    lengths: dict[str, list[int]] = defaultdict(list)
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    lengths: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    usages: dict[str, dict[str, float]] = {}
     flags: Counter[str] = Counter()
     resp_root = store.root / "responses"
     responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
                   if resp_root.is_dir() else [])
     for key in responders:
+        usage = usages.setdefault(key, {"prompt_tokens": 0, "completion_tokens": 0,
+                                        "cost_usd": 0.0})
         for kind in KINDS:
             for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
                 latest: dict[str, ResponseRecord] = {}
@@ -234,16 +238,17 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     latest[r.sample_id] = r
                 responses[key][kind][path.stem] = len(latest)
                 for r in latest.values():
-                    lengths[kind].append(_words(r.text))
+                    lengths[key][kind].append(_words(r.text))
                     usage["prompt_tokens"] += r.usage.prompt_tokens
                     usage["completion_tokens"] += r.usage.completion_tokens
                     usage["cost_usd"] += r.cost_usd
                     flags.update(r.flags)
     length_stats = {
-        kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
-               "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
-               "max": int(max(v))}
-        for kind, v in lengths.items() if v
+        key: {kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
+                     "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
+                     "max": int(max(v))}
+              for kind, v in per_kind.items() if v}
+        for key, per_kind in lengths.items()
     }
 
     failures: dict[str, Counter[str]] = {}
@@ -301,7 +306,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "clean_images": dict(clean), "degradation_notes": notes,
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
-        "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
+        "usage": {key: {**u, "cost_usd": round(u["cost_usd"], 6)} for key, u in usages.items()},
         "respond_runs": respond_stats["files"],
         "respond_runs_source": respond_stats["source"],
         "respond_runs_total": run_totals,
@@ -314,7 +319,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "task_skipped": tasks_summary.get("skipped", {}),
         "task_dropped": tasks_summary.get("dropped", {}),
         "task_filtered": tasks_summary.get("filtered", {}),
-        "_lengths": {k: v for k, v in lengths.items()},
+        "_lengths": {k: dict(v) for k, v in lengths.items()},
     }
 
 
@@ -380,13 +385,18 @@ def _plot_severities(stats: dict[str, Any], path: Path) -> None:
 def _plot_lengths(stats: dict[str, Any], path: Path) -> None:
     fig = _figure(7, 3.6)
     ax = fig.add_subplot()
-    data = {k: v for k, v in stats["_lengths"].items() if v}
+    data = {(key, kind): v for key, per_kind in stats["_lengths"].items()
+            for kind, v in per_kind.items() if v}
     if data:
         top = max(max(v) for v in data.values())
         bins = np.linspace(0, max(10, top) + 1, 25)
-        for kind in KINDS:
-            if kind in data:
-                ax.hist(data[kind], bins=bins, alpha=0.55, label=f"{kind} (n={len(data[kind])})")
+        keys = sorted({key for key, _ in data})
+        for key in keys:
+            for kind in KINDS:
+                if (key, kind) in data:
+                    name = kind if len(keys) == 1 else f"{key} {kind}"
+                    ax.hist(data[key, kind], bins=bins, alpha=0.55,
+                            label=f"{name} (n={len(data[key, kind])})")
         ax.legend(fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no responses", ha="center", va="center", transform=ax.transAxes)
@@ -588,10 +598,12 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
             for kind, per_split in per_kind.items() for split, n in per_split.items()]
     out += [_table(["responder", "kind", "split", "accepted"], rows) if rows else "(none)", ""]
     if stats["response_words"]:
-        rows = [[k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
-                for k, v in stats["response_words"].items()]
+        rows = [[key, k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
+                for key, per_kind in stats["response_words"].items()
+                for k, v in per_kind.items()]
         out += ["Words per response:", "",
-                _table(["kind", "n", "min", "median", "mean", "p90", "max"], rows), "",
+                _table(["responder", "kind", "n", "min", "median", "mean", "p90", "max"],
+                       rows), "",
                 "![response length](figures/response_length.png)", ""]
     if stats["response_flags"]:
         out += ["Flags kept on accepted responses: " + ", ".join(
@@ -605,10 +617,10 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     rows += [["severity filter (no-ref brief)", task, n]
              for task, n in sorted(stats["task_filtered"].items())]
     out += [_table(["stage", "reason", "count"], rows) if rows else "None recorded.", ""]
-    u = stats["usage"]
     out += ["## Cost", "",
-            f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
-            f"completion tokens, ${u['cost_usd']:.4f}",
+            *(f"- accepted responses of `{key}`: {u['prompt_tokens']} prompt + "
+              f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f}"
+              for key, u in stats["usage"].items()),
             *_run_lines(stats), ""]
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
