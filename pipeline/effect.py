@@ -183,7 +183,9 @@ def render_checked(
             raise EffectError(msg)
         draw_rng = rng_for(seed, f"{side}-redraw-{k}")
         current = redraw(planned, draw_rng, exclude, sampler)
-        while avoid is not None and avoid(current):
+        for _ in range(MAX_REDRAWS):  # a B that repeats A's signature is drawn again
+            if avoid is None or not avoid(current):
+                break
             current = redraw(planned, draw_rng, exclude, sampler)
         image, notes, reason = _apply_checked(ref, current, rng_for(seed, f"{side}-{k}"))
     return image, current, notes, rejected
@@ -256,7 +258,9 @@ def render_sample_images(
         shape = planned_b or planned_a
         draw_rng = rng_for(seed, f"B-tie-{k}-draw")
         new = redraw(shape, draw_rng, exclude, sampler)
-        while _signature(new) == sig_a:
+        for _ in range(MAX_REDRAWS):
+            if _signature(new) != sig_a:
+                break
             new = redraw(shape, draw_rng, exclude, sampler)
         fresh = one(new, f"B-tie-{k}", avoid=lambda d: _signature(d) == sig_a)
         out["B"] = Rendered(fresh.pixels, fresh.distortions, fresh.notes,
