@@ -227,7 +227,9 @@ class _Run:
         t0 = time.monotonic()
         store, responder = self.store, self.responder
         samples_path = store.samples_path(kind, split)
-        samples = list(read_jsonl(samples_path, SampleRecord))
+        # A tied pair (no verdict: pipeline/effect.py) is left out of every comparison
+        # task, so it is not answered: nothing is paid for an answer never used.
+        samples = [s for s in read_jsonl(samples_path, SampleRecord) if not s.tie]
         out_path = store.responses_path(responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
         version = self.config.prompt_version
