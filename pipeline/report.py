@@ -229,9 +229,13 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     resp_root = store.root / "responses"
     responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
                   if resp_root.is_dir() else [])
+    from pipeline.respond.batch import batch_hashes
+
+    by_mode = {"online": 0.0, "batch": 0.0}  # spend of the answers in use, by how they travelled
     for key in responders:
         usage = usages.setdefault(key, {"prompt_tokens": 0, "completion_tokens": 0,
-                                        "cost_usd": 0.0})
+                                        "cost_usd": 0.0, "batch_cost_usd": 0.0})
+        via_batch = batch_hashes(store, key)
         for kind in KINDS:
             for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
                 latest: dict[str, ResponseRecord] = {}
@@ -243,6 +247,9 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     usage["prompt_tokens"] += r.usage.prompt_tokens
                     usage["completion_tokens"] += r.usage.completion_tokens
                     usage["cost_usd"] += r.cost_usd
+                    by_mode["batch" if r.request_hash in via_batch else "online"] += r.cost_usd
+                    if r.request_hash in via_batch:
+                        usage["batch_cost_usd"] += r.cost_usd
                     flags.update(r.flags)
     length_stats = {
         key: {kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
@@ -307,7 +314,10 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "clean_images": dict(clean), "degradation_notes": notes,
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
-        "usage": {key: {**u, "cost_usd": round(u["cost_usd"], 6)} for key, u in usages.items()},
+        "usage": {key: {**u, "cost_usd": round(u["cost_usd"], 6),
+                        "batch_cost_usd": round(u["batch_cost_usd"], 6)}
+                  for key, u in usages.items()},
+        "cost_by_mode": {k: round(v, 6) for k, v in by_mode.items()},
         "respond_runs": respond_stats["files"],
         "respond_runs_source": respond_stats["source"],
         "respond_runs_total": run_totals,
@@ -650,6 +660,8 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     out += ["## Cost", "",
             *(f"- accepted responses of `{key}`: {u['prompt_tokens']} prompt + "
               f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f}"
+              + (f" (online ${u['cost_usd'] - u['batch_cost_usd']:.4f}, batch (Batch API) "
+                 f"${u['batch_cost_usd']:.4f})" if u.get("batch_cost_usd") else "")
               for key, u in stats["usage"].items()),
             *_run_lines(stats), ""]
     out += ["## Contact sheet", "",
