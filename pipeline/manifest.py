@@ -171,7 +171,7 @@ class ResponderConfig(_Config):
     """
 
     kind: Literal["template", "openai", "replay"] = "template"
-    model: str | None = None  # openai: default "gpt-4o"
+    model: str | None = None  # openai: required here, by --model, or by OPENAI_MODEL
     base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (vLLM); else env
     replay_file: str | None = None
     extra: dict[str, Any] = {}
@@ -403,6 +403,10 @@ class Manifest(_Config):
     references: ReferencesConfig = ReferencesConfig()
     resize: ResizeConfig = ResizeConfig()
     clean_probability: float = Field(0.05, ge=0.0, le=1.0)
+    # Multi-distortion mix (pipeline/plan.py): "original" (DQ-495K's: pairs uniform over the
+    # allowed ordered pairs; refA_md clean with clean_probability; refAB_md images clean /
+    # one / two distortions) or "dqgen_v1" (dqgen 1: always two, first category uniform).
+    md_mix: Literal["original", "dqgen_v1"] = "original"
     counts: dict[str, dict[str, int]] = {}
     png_compress_level: int = Field(1, ge=0, le=9)
     chunk_size: int = Field(256, ge=1)  # samples per synthesis chunk (unit of work and resume)
