@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from distortions.pairs import CATEGORY_PHRASES
-from pipeline.assemble import TASK_NAMES, TASKS, read_task_file, short_answer
+from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, read_task_file, short_answer
 from pipeline.learnability import learnability_lines, read_probe_metrics
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
@@ -221,14 +221,22 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     severities[kind][d.severity] += 1
         samples[kind][split] = n
 
+    # Per responder key (responses/<key>/): the template's and a model's answers are
+    # different datasets, so counts, lengths and cost are never summed across keys.
     responses: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    lengths: dict[str, list[int]] = defaultdict(list)
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    lengths: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    usages: dict[str, dict[str, float]] = {}
     flags: Counter[str] = Counter()
     resp_root = store.root / "responses"
     responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
                   if resp_root.is_dir() else [])
+    from pipeline.respond.batch import batch_hashes
+
+    by_mode = {"online": 0.0, "batch": 0.0}  # spend of the answers in use, by how they travelled
     for key in responders:
+        usage = usages.setdefault(key, {"prompt_tokens": 0, "completion_tokens": 0,
+                                        "cost_usd": 0.0, "batch_cost_usd": 0.0})
+        via_batch = batch_hashes(store, key)
         for kind in KINDS:
             for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
                 latest: dict[str, ResponseRecord] = {}
@@ -236,16 +244,20 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     latest[r.sample_id] = r
                 responses[key][kind][path.stem] = len(latest)
                 for r in latest.values():
-                    lengths[kind].append(_words(r.text))
+                    lengths[key][kind].append(_words(r.text))
                     usage["prompt_tokens"] += r.usage.prompt_tokens
                     usage["completion_tokens"] += r.usage.completion_tokens
                     usage["cost_usd"] += r.cost_usd
+                    by_mode["batch" if r.request_hash in via_batch else "online"] += r.cost_usd
+                    if r.request_hash in via_batch:
+                        usage["batch_cost_usd"] += r.cost_usd
                     flags.update(r.flags)
     length_stats = {
-        kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
-               "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
-               "max": int(max(v))}
-        for kind, v in lengths.items() if v
+        key: {kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
+                     "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
+                     "max": int(max(v))}
+              for kind, v in per_kind.items() if v}
+        for key, per_kind in lengths.items()
     }
 
     failures: dict[str, Counter[str]] = {}
@@ -271,7 +283,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     task_categories: dict[str, dict[str, dict[str, int]]] = {}
     task_severities: dict[str, dict[str, dict[str, int]]] = {}
     answer_forms: Counter[str] = Counter()
-    for task in TASK_NAMES:
+    for task in ALL_TASK_NAMES:
         folder = store.root / "tasks" / task
         if not folder.is_dir():
             continue
@@ -303,7 +315,10 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "clean_images": dict(clean), "degradation_notes": notes,
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
-        "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
+        "usage": {key: {**u, "cost_usd": round(u["cost_usd"], 6),
+                        "batch_cost_usd": round(u["batch_cost_usd"], 6)}
+                  for key, u in usages.items()},
+        "cost_by_mode": {k: round(v, 6) for k, v in by_mode.items()},
         "respond_runs": respond_stats["files"],
         "respond_runs_source": respond_stats["source"],
         "respond_runs_total": run_totals,
@@ -316,7 +331,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "task_skipped": tasks_summary.get("skipped", {}),
         "task_dropped": tasks_summary.get("dropped", {}),
         "task_filtered": tasks_summary.get("filtered", {}),
-        "_lengths": {k: v for k, v in lengths.items()},
+        "_lengths": {k: dict(v) for k, v in lengths.items()},
         "_probe": read_probe_metrics(store.root),  # probe/metrics.json (Learnability)
     }
 
@@ -383,13 +398,18 @@ def _plot_severities(stats: dict[str, Any], path: Path) -> None:
 def _plot_lengths(stats: dict[str, Any], path: Path) -> None:
     fig = _figure(7, 3.6)
     ax = fig.add_subplot()
-    data = {k: v for k, v in stats["_lengths"].items() if v}
+    data = {(key, kind): v for key, per_kind in stats["_lengths"].items()
+            for kind, v in per_kind.items() if v}
     if data:
         top = max(max(v) for v in data.values())
         bins = np.linspace(0, max(10, top) + 1, 25)
-        for kind in KINDS:
-            if kind in data:
-                ax.hist(data[kind], bins=bins, alpha=0.55, label=f"{kind} (n={len(data[kind])})")
+        keys = sorted({key for key, _ in data})
+        for key in keys:
+            for kind in KINDS:
+                if (key, kind) in data:
+                    name = kind if len(keys) == 1 else f"{key} {kind}"
+                    ax.hist(data[key, kind], bins=bins, alpha=0.55,
+                            label=f"{name} (n={len(data[key, kind])})")
         ax.legend(fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no responses", ha="center", va="center", transform=ax.transAxes)
@@ -583,9 +603,9 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
            f"graceful-degradation notes: {stats['degradation_notes']}", ""]
     splits = _order({s for v in stats["tasks"].values() for s in v})
     out += ["## Task files", ""]
-    spec = {t.name: t for t in TASKS}
+    spec = {t.name: t for t in ALL_TASKS}
     rows = [[t, spec[t].task_type, *[stats["tasks"][t].get(s, 0) for s in splits],
-             sum(stats["tasks"][t].values())] for t in TASK_NAMES if t in stats["tasks"]]
+             sum(stats["tasks"][t].values())] for t in ALL_TASK_NAMES if t in stats["tasks"]]
     out += [_table(["task", "task_type", *splits, "total"], rows) if rows else "(none)", ""]
     if stats["answer_forms"]:
         out += ["Answer forms: " + ", ".join(f"{k} {v}" for k, v in
@@ -620,10 +640,12 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
             for kind, per_split in per_kind.items() for split, n in per_split.items()]
     out += [_table(["responder", "kind", "split", "accepted"], rows) if rows else "(none)", ""]
     if stats["response_words"]:
-        rows = [[k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
-                for k, v in stats["response_words"].items()]
+        rows = [[key, k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
+                for key, per_kind in stats["response_words"].items()
+                for k, v in per_kind.items()]
         out += ["Words per response:", "",
-                _table(["kind", "n", "min", "median", "mean", "p90", "max"], rows), "",
+                _table(["responder", "kind", "n", "min", "median", "mean", "p90", "max"],
+                       rows), "",
                 "![response length](figures/response_length.png)", ""]
     if stats["response_flags"]:
         out += ["Flags kept on accepted responses: " + ", ".join(
@@ -637,10 +659,12 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     rows += [["severity filter (no-ref brief)", task, n]
              for task, n in sorted(stats["task_filtered"].items())]
     out += [_table(["stage", "reason", "count"], rows) if rows else "None recorded.", ""]
-    u = stats["usage"]
     out += ["## Cost", "",
-            f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
-            f"completion tokens, ${u['cost_usd']:.4f}",
+            *(f"- accepted responses of `{key}`: {u['prompt_tokens']} prompt + "
+              f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f}"
+              + (f" (online ${u['cost_usd'] - u['batch_cost_usd']:.4f}, batch (Batch API) "
+                 f"${u['batch_cost_usd']:.4f})" if u.get("batch_cost_usd") else "")
+              for key, u in stats["usage"].items()),
             *_run_lines(stats), ""]
     out += learnability_lines(stats.get("_probe"))
     out += ["## Contact sheet", "",
@@ -694,6 +718,11 @@ def write_report(manifest: Manifest | None, store: Store, *,
     n = manifest.tasks.contact_sheet_samples if manifest is not None else 12
     contact = _contact_sheet(store, stats, n, out / "contact_sheet.png", key)
     card = render_card(stats, contact=contact)
+    from pipeline.evaluate import evaluation_section  # eval/*/metrics.json, if any
+
+    agreement = evaluation_section(store)
+    if agreement:
+        card = card.rstrip("\n") + "\n\n" + "\n".join(agreement)
     atomic_write_bytes(out / "README.md", card.encode("utf-8"))
     public = {k: v for k, v in stats.items() if not k.startswith("_")}
     public["contact_sheet_samples"] = contact

@@ -7,7 +7,10 @@ import os
 from pipeline.cli._app import app
 
 # Command modules (importing registers their commands).
-from pipeline.cli import build, distort, labels, probe, respond, serve, tasks  # noqa: E402,F401
+from pipeline.cli import build, distort, labels, respond, serve, tasks  # noqa: E402,F401
+from pipeline.cli import batches  # noqa: E402,F401
+from pipeline.cli import score  # noqa: E402,F401  (score, evaluate)
+from pipeline.cli import probe  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 
