@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["app", "console", "fail", "load_manifest_or_demo", "split_list"]
+__all__ = ["app", "console", "fail", "load_manifest_or_demo", "owned", "split_list"]
 
 app = typer.Typer(
     name="dqgen",
@@ -32,6 +34,20 @@ def fail(message: str, code: int = 2) -> None:
     # or message holding "[...]" is printed as is, not read as Rich markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def owned(folder: Path, command: str) -> Iterator[None]:
+    """Hold the dataset folder's ownership lock (pipeline/ownership.py) for the block; a
+    folder another live process owns is the standard one-line error (exit 2)."""
+    from pipeline.ownership import FolderBusyError, own_folder
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(own_folder(folder, command))
+        except (FolderBusyError, OSError) as err:
+            fail(str(err))
+        yield
 
 
 @app.callback()

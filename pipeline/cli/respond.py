@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich import box
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail, split_list
+from pipeline.cli._app import app, console, fail, owned, split_list
 
 __all__ = ["respond_cmd", "retry_failures_cmd", "summary_line", "summary_table"]
 
@@ -155,7 +155,7 @@ def respond_cmd(
              f"run `dqgen build {manifest}` first")
     bars = _Bars()
     try:
-        with bars.progress:
+        with owned(store.root, "respond"), bars.progress:
             result = respond(m, store, kinds=kind_list, splits=split_names, config=config,
                              retry_failed=retry_failed, progress=bars, origin="dqgen respond")
     except (ValueError, FileNotFoundError) as err:
@@ -185,7 +185,7 @@ def retry_failures_cmd(
         return
     bars = _Bars()
     try:
-        with bars.progress:
+        with owned(store.root, "retry-failures"), bars.progress:
             result = retry_failures(directory, progress=bars, origin="dqgen retry-failures")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))

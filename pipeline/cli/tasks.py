@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail, load_manifest_or_demo, split_list
+from pipeline.cli._app import app, console, fail, load_manifest_or_demo, owned, split_list
 
 __all__ = ["assemble", "export", "report"]
 
@@ -71,6 +71,7 @@ def assemble(
 
     m = load_manifest_or_demo(manifest)
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
+    exported: list[tuple[str, dict[str, Any]]] = []
     if not (store.root / "samples").is_dir() and not (store.root / "pairs").is_dir():
         fail(f"{store.root}: no samples/ or pairs/ here; run `dqgen build` first")
     bad = [f for f in split_list(export_formats) or [] if f not in _EXPORT_FORMATS]
@@ -84,8 +85,11 @@ def assemble(
         m = m.model_copy(update={"tasks": m.tasks.model_copy(
             update={"responder_key": responder_key})})
     try:
-        summary = assemble_tasks(m, store, kinds=split_list(kinds), splits=split_list(splits),
-                                 tasks=split_list(tasks))
+        with owned(store.root, "assemble"):
+            summary = assemble_tasks(m, store, kinds=split_list(kinds),
+                                     splits=split_list(splits), tasks=split_list(tasks))
+            for fmt in split_list(export_formats) or []:
+                exported.append((fmt, export_tasks(store, fmt)))
     except ValueError as err:
         fail(str(err))
     table = Table(title=f"task files in {store.root / 'tasks'}", title_justify="left")
@@ -101,8 +105,7 @@ def assemble(
         if summary[label]:
             items = ", ".join(f"{k} {v}" for k, v in sorted(summary[label].items()))
             console.print(f"{label}: {items}", highlight=False)
-    for fmt in split_list(export_formats) or []:
-        result = export_tasks(store, fmt)
+    for fmt, result in exported:
         console.print(f"exported {result['records']} records as {fmt} to {result['dest']}",
                       highlight=False)
 
@@ -132,7 +135,8 @@ def export(
         if dest is not None:
             target = dest / fmt if len(chosen) > 1 else dest
         try:
-            result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks))
+            with owned(store.root, "export"):
+                result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks))
         except (ValueError, ImportError) as err:
             fail(str(err))
         console.print(f"{fmt}: {result['records']} records in {len(result['files'])} files "
@@ -152,7 +156,8 @@ def report(
     root = _dataset_dir(dataset)
     m = load_manifest_or_demo(manifest) if manifest is not None else _manifest_from_lock(root)
     try:
-        result = write_report(m, Store(root))
+        with owned(root, "report"):
+            result = write_report(m, Store(root))
     except ImportError as err:
         fail(str(err))
     console.print(f"dataset card: {result['card']}", highlight=False)
