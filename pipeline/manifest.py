@@ -173,7 +173,7 @@ class ResponderConfig(_Config):
     prompt_version: str = "v1"  # prompts/instructions/<kind>.<version>.yaml
     default_query: dict[str, str] = {}  # e.g. {"api-version": "..."} for older Azure routes
     image_detail: Literal["auto", "low", "high"] = "auto"
-    timeout_s: float = Field(60.0, gt=0)  # per HTTP request
+    timeout_s: float = Field(60.0, gt=0)  # whole HTTP request: connect to last body byte
     max_attempts: int = Field(6, ge=1)  # per request, first try included
     backoff_initial_s: float = Field(1.0, ge=0)
     backoff_max_s: float = Field(60.0, ge=0)

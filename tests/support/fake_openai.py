@@ -8,7 +8,9 @@ server answers is scripted per request:
   prompt: it names every distortion phrase the prompt states and follows the judge's hint);
 - `Status(code, retry_after=..., code_str=...)`: an HTTP error with an OpenAI-style body;
 - `Hang(seconds)`: sleep past the client's timeout, then answer;
-- `Malformed(body)`: 200 with a body that is not a chat completion.
+- `Malformed(body)`: 200 with a body that is not a chat completion;
+- `Trickle(pieces, interval_s)`: 200 with a good completion sent in `pieces` parts,
+  `interval_s` apart (each read is quick; the whole body is slow).
 
 Scripts: `queue` (consumed in arrival order by every request) and `by_image` (sha256 of an
 image -> actions consumed by requests that carry that image; deterministic under
@@ -32,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = ["Answer", "FakeOpenAI", "Hang", "Malformed", "RecordedRequest", "Status",
-           "good_answer"]
+           "Trickle", "good_answer"]
 
 _PHRASES = ("overly high brightness", "insufficient brightness", "overly high contrast",
             "insufficient contrast", "overly high saturation", "insufficient saturation",
@@ -66,7 +68,13 @@ class Malformed:
     body: str = '{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "mess'
 
 
-Action = Answer | Status | Hang | Malformed
+@dataclass(frozen=True)
+class Trickle:
+    pieces: int = 40
+    interval_s: float = 0.5
+
+
+Action = Answer | Status | Hang | Malformed | Trickle
 
 
 @dataclass
@@ -216,7 +224,8 @@ class FakeOpenAI:
                 return None
 
             def _send(self, code: int, payload: bytes,
-                      headers: dict[str, str] | None = None) -> None:
+                      headers: dict[str, str] | None = None,
+                      trickle: Trickle | None = None) -> None:
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
@@ -224,7 +233,15 @@ class FakeOpenAI:
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if trickle is None:
+                        self.wfile.write(payload)
+                        return
+                    step = max(1, math.ceil(len(payload) / trickle.pieces))
+                    for i in range(0, len(payload), step):
+                        self.wfile.write(payload[i:i + step])
+                        self.wfile.flush()
+                        if i + step < len(payload):
+                            time.sleep(trickle.interval_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): fine
 
@@ -268,6 +285,9 @@ class FakeOpenAI:
                 if isinstance(action, Malformed):
                     self._send(200, action.body.encode())
                     return
+                trickle = action if isinstance(action, Trickle) else None
+                if trickle is not None:
+                    action = Answer()
                 text = action.text if action.text is not None else fake.answer(rec.user_text)
                 completion: dict[str, Any] = {
                     "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion",
@@ -280,6 +300,6 @@ class FakeOpenAI:
                                            "completion_tokens": action.completion_tokens,
                                            "total_tokens": action.prompt_tokens
                                            + action.completion_tokens}
-                self._send(200, json.dumps(completion).encode())
+                self._send(200, json.dumps(completion).encode(), trickle=trickle)
 
         return Handler
