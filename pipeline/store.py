@@ -134,10 +134,12 @@ def read_jsonl(path: Path, model: type[M] | None = None) -> Iterator[Any]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
             if i == len(lines) - 1:  # torn final write of a killed run
                 continue
-            raise
+            # the file and its line, not only the column inside the line
+            raise json.JSONDecodeError(f"{path}: line {i + 1}: {err.msg}", err.doc,
+                                       err.pos) from None
         yield model.model_validate(obj) if model is not None else obj
 
 

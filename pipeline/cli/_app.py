@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["app", "console", "fail", "load_manifest_or_demo", "owned", "split_list"]
+__all__ = ["app", "console", "fail", "load_manifest_or_demo", "os_error_line", "owned",
+           "split_list"]
 
 app = typer.Typer(
     name="dqgen",
@@ -34,6 +35,24 @@ def fail(message: str, code: int = 2) -> None:
     # or message holding "[...]" is printed as is, not read as Rich markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+_RESUMES = "run the same command again: it resumes where it stopped (nothing written is lost)"
+
+
+def os_error_line(err: OSError) -> str | None:
+    """One line for an environment error a user can fix (disk full, no permission, a
+    read-only file system), or None for anything else (a bug: keep the traceback)."""
+    import errno
+
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device{where}: free some space and {_RESUMES}"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied{where}: fix the permissions and {_RESUMES}"
+    if err.errno == errno.EROFS:
+        return f"read-only file system{where}; choose a writable output folder (--out)"
+    return None
 
 
 @contextmanager
