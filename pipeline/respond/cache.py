@@ -40,7 +40,10 @@ class ResponseCache:
             log.warning("ignoring damaged cache entry %s: %s", p, err)
             return None
 
-    def put(self, request_hash: str, reply: Reply, request: ResponseRequest, model: str) -> None:
+    def put(self, request_hash: str, reply: Reply, request: ResponseRequest, model: str, *,
+            run_id: str | None = None, cost_usd: float | None = None) -> None:
+        """Store a paid reply; `run_id` and `cost_usd` let the run log of a run that was
+        killed before it logged be repaired from the cache (pipeline.respond.runlog)."""
         atomic_write_json(self.path(request_hash), {
             "request_hash": request_hash, "model": model, "served_model": reply.model,
             "prompt_id": request.prompt_id, "prompt_version": request.prompt_version,
@@ -48,5 +51,6 @@ class ResponseCache:
             "text": reply.text, "usage": reply.usage.model_dump(),
             "finish_reason": reply.finish_reason, "usage_estimated": reply.usage_estimated,
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "run_id": run_id, "cost_usd": cost_usd,
         })
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -13,11 +14,18 @@ from pipeline.manifest import Manifest, ResponderConfig
 from pipeline.respond.cost import Budget
 from pipeline.respond.common import ProgressFn
 from pipeline.respond.online import _Run, _SplitResult
-from pipeline.respond.runlog import log_run
+from pipeline.respond.common import _scrub
+from pipeline.respond.runlog import log_run, log_start, paid_in_cache
+from pipeline.responders.openai import API_KEY_ENV
 from pipeline.responders import Responder, make_responder
 from pipeline.store import Store
 
-__all__ = ["respond", "respond_split", "stage_respond"]
+__all__ = ["ResponderAuthError", "respond", "respond_split", "stage_respond"]
+
+
+class ResponderAuthError(ValueError):
+    """The server refused the credentials (HTTP 401/403): the run stopped, nothing more
+    was sent; the samples left are answered by the next run."""
 
 T = TypeVar("T")
 
@@ -48,18 +56,34 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
                 run_id: str | None = None) -> list[_SplitResult]:
-    run = _Run(store, responder, config, progress, budget)
+    targets = list(targets)
+    run_id = run_id or uuid.uuid4().hex
+    if targets:  # history written as it goes: a kill leaves this line (see runlog)
+        log_start(store, responder, config, origin=origin, run_id=run_id)
+    run = _Run(store, responder, config, progress, budget, run_id=run_id)
     results = []
     try:
         for kind, split, only_ids in targets:
             # after a budget stop the remaining splits still report what is left to do
             results.append(await run.split(kind, split, only_ids=only_ids,
                                            retry_failed=retry_failed))
+    except BaseException:  # an error or Ctrl-C: what this run paid, from the cache
+        totals = paid_in_cache(store.cache_dir, {run_id})[run_id]
+        log_run(store, responder, config, {"splits": [r.summary for r in results],
+                                           "totals": totals},
+                origin=origin, run_id=run_id, status="interrupted")
+        raise
     finally:
         await responder.aclose()
-    if results:
+    if targets:
         log_run(store, responder, config, _combine([r.summary for r in results]),
                 origin=origin, run_id=run_id)
+    if run.auth_error is not None:
+        left = sum(r.summary["remaining"] for r in results)
+        msg = (f"{_scrub(str(run.auth_error))}: the server refused the credentials "
+               f"(check {API_KEY_ENV} and the base_url); the run stopped after the first "
+               f"refusal, {left} sample(s) left to do, not sent; fix it and re-run")
+        raise ResponderAuthError(msg)
     return results
 
 

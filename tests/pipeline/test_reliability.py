@@ -7,6 +7,7 @@ and re-run tests of whole builds are in tests/pipeline/test_build.py."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,9 +15,9 @@ import time
 import pytest
 
 from pipeline.records import FailureRecord
-from pipeline.respond import respond_split
+from pipeline.respond import ResponderAuthError, read_run_log, respond_split, run_log_path
 from pipeline.store import Store, read_jsonl
-from tests.support.fake_openai import Answer, FakeOpenAI, Trickle
+from tests.support.fake_openai import FakeOpenAI, Status, Trickle
 from tests.support.respond_samples import fast_openai_config, make_samples
 
 KEY = "sk-test-SECRET-reliability-0123456789"
@@ -49,3 +50,67 @@ def test_timeout_bounds_the_whole_request_against_a_trickling_body(tmp_path):
     fails = list(read_jsonl(store.failures_path("respond"), FailureRecord))
     assert [f.item_id for f in fails] == [recs[0].sample_id]
     assert fails[0].error_type == "timeout" and "0.5 s" in fails[0].message
+
+
+# --------------------------------------------------------------------------- auth stop
+@pytest.mark.usefixtures("_key")
+def test_a_refused_key_stops_the_run_after_the_first_call(tmp_path):
+    make_samples(tmp_path, "refA_sd", "train", 5)
+    store = Store(tmp_path)
+    with FakeOpenAI(queue=[Status(401, message=f"Incorrect API key provided: {KEY}")] * 5
+                    ) as srv:
+        cfg = fast_openai_config(srv.base_url, MODEL, concurrency=1)
+        with pytest.raises(ResponderAuthError, match=r"5 sample\(s\) left to do, not sent"):
+            respond_split(None, store, "refA_sd", "train", config=cfg)
+        assert srv.chat_calls == 1  # the rest were not sent with a refused key
+    assert store.failures("respond") == []  # not the samples' fault: all left to do
+    (run,) = read_run_log(run_log_path(store, f"openai--{MODEL}"))
+    assert run["status"] == "finished" and run["totals"]["calls"] == 1
+    assert run["splits"][0]["auth_refused"] is True
+    with FakeOpenAI() as srv:  # the key fixed: the next run answers all five
+        s = respond_split(None, store, "refA_sd", "train",
+                          config=fast_openai_config(srv.base_url, MODEL))
+    assert (s["accepted"], s["calls"]) == (5, 5)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+
+
+# --------------------------------------------------------------------------- run log
+@pytest.mark.usefixtures("_key")
+def test_a_killed_respond_run_is_logged_from_the_cache_on_the_next_run(tmp_path):
+    """A respond run SIGKILLed mid-way leaves its `started` line; the next run closes it
+    with what it paid for, counted from the cache (no history lost, none invented)."""
+    make_samples(tmp_path, "refA_sd", "train", 6)
+    store = Store(tmp_path)
+    with FakeOpenAI(latency_s=0.05) as srv:
+        pid = os.fork()
+        if pid == 0:  # the child: answer until the fourth reply is cached, then die
+            import pipeline.respond.cache as cache_mod
+
+            real_put, n = cache_mod.ResponseCache.put, [0]
+
+            def put_then_die(self, *args, **kw):
+                real_put(self, *args, **kw)
+                n[0] += 1
+                if n[0] == 4:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+            cache_mod.ResponseCache.put = put_then_die
+            cfg = fast_openai_config(srv.base_url, MODEL, concurrency=1,
+                                     price_input_per_1m=10.0, price_output_per_1m=10.0)
+            respond_split(None, store, "refA_sd", "train", config=cfg)
+            os._exit(0)  # not reached
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        log = run_log_path(store, f"openai--{MODEL}")
+        assert [r["status"] for r in read_run_log(log)] == ["started"]
+        cfg = fast_openai_config(srv.base_url, MODEL, price_input_per_1m=10.0,
+                                 price_output_per_1m=10.0)
+        s = respond_split(None, store, "refA_sd", "train", config=cfg)
+        total_calls = srv.chat_calls
+    killed, resumed = read_run_log(log)
+    assert killed["status"] == "killed" and killed["repaired_from"] == "cache"
+    assert killed["totals"]["calls"] == 4
+    assert killed["totals"]["cost_usd"] == pytest.approx(4 * 0.011)
+    assert resumed["status"] == "finished"
+    assert s["cached"] == 4 and s["calls"] == 2 and s["accepted"] == 6
+    assert total_calls == 6  # history matches what the server was paid for

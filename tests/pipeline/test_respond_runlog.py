@@ -100,7 +100,9 @@ def test_run_log_survives_a_torn_line_and_build_and_retry_runs_are_logged(tmp_pa
     runs = read_run_log(log)
     assert [r["origin"] for r in runs] == ["build", "build"]
     assert runs[0]["totals"]["accepted"] == 2 and runs[1]["totals"]["accepted"] == 0
-    assert log.read_text().count("\n") == 2  # the torn line was dropped, then one line each
+    # the torn line was dropped, then two lines each: started, then finished
+    assert log.read_text().count("\n") == 4
+    assert [r["status"] for r in runs] == ["finished", "finished"]
     write_history_summary(store)
     t = json.loads((store.logs_dir / "respond_summary.json").read_text())["totals"]
     assert (t["accepted"], t["runs"]) == (2, 2)
@@ -120,8 +122,8 @@ def test_cli_respond_and_retry_failures_log_their_runs(tmp_path):
         r = runner.invoke(app, ["retry-failures", str(tmp_path / "ds")])
         assert r.exit_code == 0, r.output
         assert srv.chat_calls == 3
-    lines = (tmp_path / "ds/logs/respond/openai--gpt-4o-mini.jsonl").read_text().splitlines()
-    runs = [json.loads(x) for x in lines]
+    runs = read_run_log(tmp_path / "ds/logs/respond/openai--gpt-4o-mini.jsonl")
     assert [x["origin"] for x in runs] == ["dqgen respond", "dqgen retry-failures"]
+    assert [x["status"] for x in runs] == ["finished", "finished"]
     assert [x["totals"]["calls"] for x in runs] == [2, 1]
     assert [x["totals"]["failed"] for x in runs] == [1, 0]
