@@ -114,3 +114,86 @@ def test_a_killed_respond_run_is_logged_from_the_cache_on_the_next_run(tmp_path)
     assert resumed["status"] == "finished"
     assert s["cached"] == 4 and s["calls"] == 2 and s["accepted"] == 6
     assert total_calls == 6  # history matches what the server was paid for
+
+
+# --------------------------------------------------------------------------- dedup
+def test_identical_references_are_one_photo_in_one_split(tmp_path):
+    from pipeline.ingest import ingest_references
+    from pipeline.manifest import Manifest
+    from pipeline.records import ReferenceRecord
+    from tests.pipeline.build_fixtures import PHOTOS, make_photo
+
+    root = tmp_path / "refs"
+    root.mkdir()
+    make_photo(*PHOTOS["astro.png"]).save(root / "a.png")
+    (root / "copy_of_a.png").write_bytes((root / "a.png").read_bytes())  # byte-identical
+    (root / "z_also_a.png").write_bytes((root / "a.png").read_bytes())
+    make_photo(*PHOTOS["cat.png"]).save(root / "cat.png")
+    # the copies are listed in both splits: a train/test leak unless deduplicated
+    m = Manifest(name="d", resize={"short_side": 40}, references={
+        "root": str(root), "splits": {"train": ["a.png", "cat.png"],
+                                      "test": ["copy_of_a.png", "z_also_a.png"]}})
+    store = Store(tmp_path / "out")
+    summary = ingest_references(m, store)
+    assert summary["references"] == 2
+    refs = list(read_jsonl(store.references_index, ReferenceRecord))
+    assert [r.ref_id for r in refs] == ["a", "cat"]
+    assert len({r.sha256 for r in refs}) == 2
+    dups = [f for f in store.failures("ingest") if f.error_type == "duplicate"]
+    assert sorted(f.item_id for f in dups) == ["copy_of_a.png", "z_also_a.png"]
+    assert all("duplicate of a" in f.message for f in dups)
+    assert sorted(p.name for p in (store.root / "references").iterdir()) == ["a.png", "cat.png"]
+    # the group's split comes from its content: the same whichever copy is listed where
+    swapped = m.model_copy(update={"references": m.references.model_copy(update={
+        "splits": {"train": ["copy_of_a.png", "cat.png"], "test": ["a.png", "z_also_a.png"]}})})
+    other = Store(tmp_path / "out2")
+    ingest_references(swapped, other)
+    split_of = {r.ref_id: r.split for r in read_jsonl(other.references_index, ReferenceRecord)}
+    assert split_of["a"] == {r.ref_id: r.split for r in refs}["a"]
+
+
+# --------------------------------------------------------------------------- manifests
+@pytest.mark.parametrize(("text", "error"), [
+    ("name: x\ncounts:\n  refA_sd: {train: 4\n  test: 2}\n",
+     r"m\.yaml:4:7: not valid YAML: expected ',' or '}', but got ':'"),
+    ("name: x\nseed: 1\nseed: 2\n", r"m\.yaml:3:1: not valid YAML: duplicate key 'seed' "
+     r"\(first at line 2\)"),
+    ("name: x\ncounts:\n  refA_sd: {train: true}\n",
+     r"counts: refA_sd\.train: a number is needed, got a boolean"),
+    ("name: x\nresponder: {timeout_s: yes}\n",
+     r"responder\.timeout_s: a number is needed, got a boolean"),
+    ("name: x\ncounts:\n  refA_sd: {train: 100000000000}\n",
+     r"count 100000000000 is above the limit of 10,000,000 per kind and split"),
+])
+def test_manifest_errors_are_one_line_with_file_line_and_column(tmp_path, text, error):
+    import tracemalloc
+
+    from pipeline.manifest import ManifestError, load_manifest
+
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    tracemalloc.start()
+    with pytest.raises(ManifestError, match=error) as info:
+        load_manifest(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "\n" not in str(info.value)
+    assert peak < 5_000_000  # a huge count is refused before anything is planned
+
+
+def test_replay_and_jsonl_errors_name_the_file_and_line(tmp_path):
+    from pipeline.responders.replay import load_answers
+
+    bad_yaml = tmp_path / "answers.yaml"
+    bad_yaml.write_text("s1: fine\ns2: [unclosed\n")
+    with pytest.raises(ValueError, match=r"answers\.yaml:3:1: not valid YAML"):
+        load_answers(bad_yaml)
+    bad_json = tmp_path / "answers.json"
+    bad_json.write_text('{"s1": "fine",\n "s2": }\n')
+    with pytest.raises(ValueError, match=r"answers\.json:2:8: not valid JSON"):
+        load_answers(bad_json)
+    bad_jsonl = tmp_path / "answers.jsonl"
+    bad_jsonl.write_text('{"sample_id": "s1", "text": "a"}\n{"sample_id": oops}\n'
+                         '{"sample_id": "s3", "text": "c"}\n')
+    with pytest.raises(ValueError, match=r"answers\.jsonl: line 2: Expecting value"):
+        load_answers(bad_jsonl)
