@@ -115,8 +115,10 @@ def respond_cmd(
 
     Paid answers are cached by request hash (a re-run makes no call), validated (bad
     answers are asked again a bounded number of times), and failures are logged in
-    failures/respond.jsonl. Each run's summary is appended to `logs/respond/<key>.jsonl`
-    (the report totals them). The API key is read only from the OPENAI_API_KEY variable.
+    failures/respond.jsonl. Each run is logged in `logs/respond/<key>.jsonl` as it goes
+    (history, totalled in logs/respond_summary.json). A refused key (HTTP 401/403) stops
+    the run after the first refusal. The API key is read only from the OPENAI_API_KEY
+    variable.
     """
     from pipeline.manifest import ManifestError, load_manifest
     from pipeline.respond import respond
