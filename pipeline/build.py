@@ -56,6 +56,8 @@ from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
 from pipeline.respond import stage_respond
+from pipeline.respond.mos import stage_respond_mos
+from pipeline.score.run import stage_score
 from pipeline.store import LOGS_DIR, Store, atomic_write_json
 from pipeline.synthesize import (
     chunk_plans,
@@ -369,7 +371,15 @@ def stage_assemble(ctx: BuildContext) -> dict[str, Any]:
     for reason, n in {**summary["skipped"], **summary["dropped"]}.items():
         out[reason] = {"skipped": n}
     for fmt in ctx.manifest.tasks.exports:
-        out[f"export:{fmt}"] = {"files": len(export_tasks(ctx.store, fmt)["files"])}
+        try:
+            result = export_tasks(ctx.store, fmt, options=ctx.manifest.tasks.export_options)
+        except ValueError as err:  # e.g. deqa-score without labelled sources: said, not fatal
+            log.warning("export %s: %s", fmt, err)
+            out[f"export:{fmt}"] = {"failed": 1, "error": str(err)}
+            continue
+        out[f"export:{fmt}"] = {"files": len(result["files"]),
+                                "skipped": sum(result["skipped"].values())
+                                + len(result["refused"])}
     return out
 
 
@@ -397,7 +407,9 @@ STAGES: list[tuple[str, StageFn]] = [
     ("plan", stage_plan),
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
+    ("score", stage_score),  # pipeline/score/: only when the manifest enables `scoring`
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
+    ("respond_labels", stage_respond_mos),  # pipeline/respond/mos.py: tasks.labels.describe
     ("assemble", stage_assemble),
     ("report", stage_report),
     ("lock", stage_lock),

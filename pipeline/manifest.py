@@ -38,13 +38,18 @@ from pipeline.yamlio import YamlError, load_yaml
 
 __all__ = [
     "MAX_COUNT",
+    "DeqaSourceConfig",
+    "ExportOptions",
+    "IspConfig",
     "JudgeConfig",
     "LabelSourceConfig",
+    "LabelTasksConfig",
     "Manifest",
     "ManifestError",
     "ReferencesConfig",
     "ResizeConfig",
     "ResponderConfig",
+    "ScoringConfig",
     "TasksConfig",
     "check_manifest_files",
     "check_relative_path",
@@ -228,6 +233,131 @@ class ResponderConfig(_Config):
     max_cost_usd: float | None = Field(None, ge=0)  # budget of one run; None: no cap
     price_input_per_1m: float | None = Field(None, ge=0)  # override prompts/prices.yaml
     price_output_per_1m: float | None = Field(None, ge=0)
+    # how requests travel (docs/batch.md): online (one call each) or batch (the OpenAI
+    # Batch API: half price, results within completion_window); cache, validation,
+    # budget and failures are the same in both
+    mode: Literal["online", "batch"] = "online"
+    batch_reasks: Literal["batch", "online"] = "batch"  # where re-asks after a rejection go
+    batch_price_factor: float = Field(0.5, ge=0)  # batch price = online x this, unless
+    # prompts/prices.yaml gives batch_input/batch_output for the model
+    batch_max_requests: int = Field(50_000, ge=1)  # per batch input file (OpenAI: 50,000)
+    batch_max_bytes: int = Field(190_000_000, ge=1)  # per input file (OpenAI: 200 MB)
+    batch_max_tokens: int | None = Field(None, ge=1)  # estimated prompt tokens per batch
+    batch_completion_window: str = "24h"
+    batch_poll_s: float = Field(30.0, ge=0)  # first wait between polls (--wait, builds)
+    batch_poll_max_s: float = Field(600.0, ge=0)  # the wait grows x1.5 up to this
+    structured_output: bool = False  # pairs: response_format json_schema {verdict, text}
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("depictqa", "jsonl", "llava", "llava-onevision", "sharegpt",
+                                    "parquet", "deqa-score", "qinsight")
+ExportFormat = Literal["depictqa", "jsonl", "llava", "llava-onevision", "sharegpt", "parquet",
+                       "deqa-score", "qinsight"]
+
+
+class DeqaSourceConfig(_Config):
+    """DeQA-Score soft-label settings of one human-labelled source (docs/exports.md).
+
+    `density`: Gaussian `pdf` at the five levels or `cdf` over unit bins; `thre_std` /
+    `thre_diff`: the two-level ("binary") fallback thresholds of DeQA-Score's
+    build_soft_labels/gen_soft_label.py; `missing_std`: what to do with a source that
+    publishes no std (SPAQ): `skip` it, or write the `binary` split of its MOS.
+    """
+
+    density: Literal["pdf", "cdf"] | None = None  # None: DeQA-Score's default for the source
+    thre_std: float = Field(0.2, ge=0)
+    thre_diff: float = Field(0.1, ge=0)
+    missing_std: Literal["skip", "binary"] = "skip"
+
+
+class ExportOptions(_Config):
+    """Settings of the export formats that need more than the task files (docs/exports.md).
+
+    `compose`: LLaVA 1.5 multi-image records: None refuses them (skipped, named), or
+    `side-by-side` writes one labelled canvas per record. `deqa_score`: per-source
+    overrides (dataset name -> DeqaSourceConfig). `qinsight_categories`: distortion
+    categories of the Q-Insight degradation file (None: the four of its prompt; clean
+    images always). `qinsight_data_root`: the prefix of `json_path` in the Q-Insight
+    data_config files (where the dataset sits relative to their training folder).
+    """
+
+    compose: Literal["side-by-side"] | None = None
+    deqa_score: dict[str, DeqaSourceConfig] = {}
+    qinsight_categories: list[str] | None = None
+    qinsight_data_root: str = "./data/dqgen"
+
+
+class IspConfig(_Config):
+    """In-context scoring records (`A_score_isp`, docs/label-tasks.md).
+
+    `k`: example images per record. `per_image`: records per target image (0: none).
+    `scale_probability`: train records whose scores go through a seeded monotone map
+    s -> s ** gamma, gamma log-uniform in [1 / gamma_max, gamma_max]. `flip_probability`:
+    train records with scores 1 - s ("lower is better"). `augment_test`: the same draws on
+    other splits too (default: test records are never augmented).
+    """
+
+    k: int = Field(3, ge=1, le=15)
+    per_image: int = Field(1, ge=0, le=10)
+    scale_probability: float = Field(0.5, ge=0.0, le=1.0)
+    gamma_max: float = Field(2.0, ge=1.0, le=10.0)
+    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+    augment_test: bool = False
+
+
+class LabelTasksConfig(_Config):
+    """Task families built from the human labels of `sources` (docs/label-tasks.md).
+
+    `score`: A_score for every MOS source. `aigc`: A_score_prompt, A_align, A_auth and the
+    AB_* comparisons per target for sources with prompts. `folds`: write the first K repeated
+    splits of prompt-split sources as tasks/<task>/fold<k>/{train,test}.json (0: none).
+    `isp`: in-context scoring records. `prompt_max_chars`: longest prompt quoted in a question
+    (longer ones are cut at a word and end with "..."; the record keeps the full prompt).
+    `describe`: run the MOS-grounded respond pass (pipeline/respond/mos.py, the manifest's
+    responder) and write A_describe; `describe_version`: its instruction version.
+    """
+
+    score: bool = True
+    aigc: bool = True
+    folds: int = Field(0, ge=0, le=100)
+    isp: IspConfig = IspConfig()
+    prompt_max_chars: int = Field(200, ge=16, le=2000)
+    describe: bool = False
+    describe_version: str = "v1"
+class ScoringConfig(_Config):
+    """MLLM quality scoring (pipeline/score/; docs/scoring.md): standard-guided levels for
+    the whole image and its local regions, asked of the manifest's `responder`.
+
+    `enabled`: `dqgen build` runs the score stage (after labels; `dqgen score` runs it
+    alone). `levels`: number of levels (1..levels); `standards`: one sentence per level
+    (default: prompts/scoring/standard.<prompt_version>.yaml). `regions`: none, grid
+    (`grid` rows x cols), segments (`segments` SLIC regions) or both; `global_weight`: w of
+    final = w * global + (1 - w) * area-weighted mean of the regions. `datasets`: which
+    labelled sources to score (None: all of `sources`); `references`: also score the
+    ingested references and write them as a pseudo-labelled source (`pseudo_label_name`);
+    `samples`: also score every synthetic sample's images A and B.
+    """
+
+    enabled: bool = False
+    prompt_version: str = "v1"
+    levels: int = Field(7, ge=2, le=10)
+    standards: list[str] | None = None
+    regions: Literal["none", "grid", "segments", "both"] = "segments"
+    grid: tuple[int, int] = (2, 2)
+    segments: int = Field(4, ge=1, le=16)
+    slic_segments: int = Field(64, ge=2)
+    compactness: float = Field(10.0, gt=0)
+    min_region_area: float = Field(0.05, ge=0.0, lt=1.0)
+    global_weight: float = Field(0.5, ge=0.0, le=1.0)
+    mask_value: int = Field(128, ge=0, le=255)
+    max_side: int = Field(1024, ge=16)  # images are sent as PNG, long side at most this
+    max_tokens: int = Field(16, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    datasets: list[str] | None = None
+    references: bool = False
+    samples: bool = False  # also score the synthetic samples' images (scores/<key>/samples.jsonl)
+    pseudo_label_name: str = "mllm_score"
+    pseudo_label_margin: float = Field(0.1, ge=0.0, le=1.0)
 
 
 class TasksConfig(_Config):
@@ -242,7 +372,7 @@ class TasksConfig(_Config):
     `pair_sources`: which pairs/<source>/ folders of human-judged pairs join the brief
     comparison tasks (None: those of the manifest's `sources`; folders left by a
     source since removed from the manifest are ignored). `exports`: formats `dqgen build`
-    writes at the end.
+    writes at the end (EXPORT_FORMATS); `export_options`: their settings (ExportOptions).
     """
 
     severity_filter_noref: bool = True
@@ -251,9 +381,11 @@ class TasksConfig(_Config):
     questions_version: str = "v1"
     responder_key: str | None = None
     pair_sources: list[str] | None = None
-    exports: list[Literal["depictqa", "jsonl", "llava", "sharegpt", "parquet"]] = []
+    exports: list[ExportFormat] = []
+    export_options: ExportOptions = ExportOptions()
     report: bool = True
     contact_sheet_samples: int = Field(12, ge=0, le=64)
+    labels: LabelTasksConfig = LabelTasksConfig()  # label task families (label_tasks)
     extra: dict[str, Any] = {}
 
 
@@ -319,6 +451,7 @@ class Manifest(_Config):
     responder: ResponderConfig = ResponderConfig()
     tasks: TasksConfig = TasksConfig()
     sources: list[LabelSourceConfig] = []  # human-labelled datasets (labels stage)
+    scoring: ScoringConfig = ScoringConfig()  # MLLM quality scoring (score stage)
     base_dir: str = "."  # folder of the manifest file (set by load_manifest)
 
     @field_validator("counts")

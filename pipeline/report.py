@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from distortions.pairs import CATEGORY_PHRASES
-from pipeline.assemble import TASK_NAMES, TASKS, read_task_file, short_answer
+from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, read_task_file, short_answer
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
 from pipeline.seeds import rng_for
@@ -235,7 +235,11 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     resp_root = store.root / "responses"
     responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
                   if resp_root.is_dir() else [])
+    from pipeline.respond.batch import batch_hashes
+
+    by_mode = {"online": 0.0, "batch": 0.0}  # spend of the answers in use, by how they travelled
     for key in responders:
+        via_batch = batch_hashes(store, key)
         for kind in KINDS:
             for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
                 latest: dict[str, ResponseRecord] = {}
@@ -247,6 +251,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     usage["prompt_tokens"] += r.usage.prompt_tokens
                     usage["completion_tokens"] += r.usage.completion_tokens
                     usage["cost_usd"] += r.cost_usd
+                    by_mode["batch" if r.request_hash in via_batch else "online"] += r.cost_usd
                     flags.update(r.flags)
     length_stats = {
         kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
@@ -276,7 +281,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     task_categories: dict[str, dict[str, dict[str, int]]] = {}
     task_severities: dict[str, dict[str, dict[str, int]]] = {}
     answer_forms: Counter[str] = Counter()
-    for task in TASK_NAMES:
+    for task in ALL_TASK_NAMES:
         folder = store.root / "tasks" / task
         if not folder.is_dir():
             continue
@@ -309,6 +314,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
         "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
+        "cost_by_mode": {k: round(v, 6) for k, v in by_mode.items()},
         # the respond failures the dataset keeps (failures/respond.jsonl), by error type
         "rejections": dict(failures.get("respond", {})),
         "failures": {k: dict(v) for k, v in failures.items()},
@@ -561,9 +567,9 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
            f"graceful-degradation notes: {stats['degradation_notes']}", ""]
     splits = _order({s for v in stats["tasks"].values() for s in v})
     out += ["## Task files", ""]
-    spec = {t.name: t for t in TASKS}
+    spec = {t.name: t for t in ALL_TASKS}
     rows = [[t, spec[t].task_type, *[stats["tasks"][t].get(s, 0) for s in splits],
-             sum(stats["tasks"][t].values())] for t in TASK_NAMES if t in stats["tasks"]]
+             sum(stats["tasks"][t].values())] for t in ALL_TASK_NAMES if t in stats["tasks"]]
     out += [_table(["task", "task_type", *splits, "total"], rows) if rows else "(none)", ""]
     if stats["answer_forms"]:
         out += ["Answer forms: " + ", ".join(f"{k} {v}" for k, v in
@@ -619,6 +625,9 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     out += ["## Cost", "",
             f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
             f"completion tokens, ${u['cost_usd']:.4f} (from their records)",
+            *([f"- of which online ${stats['cost_by_mode']['online']:.4f}, batch (Batch API) "
+               f"${stats['cost_by_mode']['batch']:.4f}"]
+              if stats.get("cost_by_mode", {}).get("batch") else []),
             f"- history of the respond runs (runs, calls paid, retries, per-run cost): "
             f"`logs/{HISTORY_SUMMARY}` (not part of the dataset)", ""]
     out += ["## Contact sheet", "",
@@ -671,6 +680,11 @@ def write_report(manifest: Manifest | None, store: Store, *,
     n = manifest.tasks.contact_sheet_samples if manifest is not None else 12
     contact = _contact_sheet(store, stats, n, out / "contact_sheet.png", key)
     card = render_card(stats, contact=contact)
+    from pipeline.evaluate import evaluation_section  # eval/*/metrics.json, if any
+
+    agreement = evaluation_section(store)
+    if agreement:
+        card = card.rstrip("\n") + "\n\n" + "\n".join(agreement)
     atomic_write_bytes(out / "README.md", card.encode("utf-8"))
     public = {k: v for k, v in stats.items() if not k.startswith("_")}
     public["contact_sheet_samples"] = contact

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -22,22 +23,31 @@ from pipeline.records import FailureRecord, ResponseRecord, SampleRecord, Usage
 from pipeline.respond.backoff import backoff_wait
 from pipeline.respond.cache import ResponseCache
 from pipeline.respond.common import STAGE, ProgressFn, _scrub
-from pipeline.respond.cost import Budget, BudgetStop, cost_usd, price_for
+from pipeline.respond.cost import Budget, BudgetStop, batch_price_for, cost_usd, price_for
 from pipeline.respond.files import finalize, set_aside_other_versions
 from pipeline.respond.locks import file_lock, repair
 from pipeline.respond.runlog import safe_url
+from pipeline.respond.structured import COMPARISON_FORMAT, parse_structured, refuses_format
 from pipeline.responders import Responder, ResponderError
 from pipeline.responders.base import Reply, ResponseRequest
 from pipeline.responders.prompting import Instruction, build_request
 from pipeline.store import Store, append_jsonl, atomic_write_json, read_jsonl
 from pipeline.validate import validate_answer
 
-__all__ = ["AUTH_KINDS", "_Run", "_SplitResult"]
+__all__ = ["AUTH_KINDS", "SampleSource", "_Run", "_SplitResult"]
 
 log = logging.getLogger(__name__)
 
 # A refused key (HTTP 401/403): every later request would be refused too.
 AUTH_KINDS = ("auth", "permission")
+
+
+class _FormatRefused(Exception):
+    """The server refused the request's response_format (the run falls back to text)."""
+
+
+class BatchPending(Exception):
+    """The request has no answer yet: it travels in a batch (pipeline.respond.batch)."""
 
 
 def load_instruction(kind: str, version: str) -> Instruction:
@@ -46,6 +56,39 @@ def load_instruction(kind: str, version: str) -> Instruction:
     from pipeline import respond as package
 
     return package.load_instruction(kind, version)
+
+
+class SampleSource:
+    """What a run answers: the synthetic samples (samples/<kind>/<split>.jsonl) with their
+    instructions and validation rules. Other item kinds plug in by providing the same
+    methods (pipeline/respond/mos.py: human-labelled images with their MOS), so cache,
+    budget, rate limits, retries, re-asks and the failure log stay one implementation."""
+
+    def version(self, config: ResponderConfig) -> str:
+        return config.prompt_version
+
+    def items(self, store: Store, kind: str, split: str) -> list[Any]:
+        return list(read_jsonl(store.samples_path(kind, split), SampleRecord))
+
+    def out_path(self, store: Store, key: str, kind: str, split: str) -> Any:
+        return store.responses_path(key, kind, split)
+
+    def instruction(self, kind: str, version: str) -> Instruction:
+        return load_instruction(kind, version)
+
+    def request(self, sample: Any, store: Store, instruction: Instruction, *, reask: int,
+                reasons: tuple[str, ...], extra: dict[str, Any],
+                image_detail: str) -> ResponseRequest:
+        return build_request(sample, store, instruction, reask=reask, reasons=reasons,
+                             extra=extra, image_detail=image_detail)
+
+    def validate(self, sample: Any, request: ResponseRequest, text: str,
+                 tolerance: float) -> Any:
+        B = sample.image_B.distortions if sample.image_B is not None else None
+        return validate_answer(text, word_limit=request.word_limit,
+                               A=sample.image_A.distortions, B=B,
+                               judge_A_better=sample.judge.A_better_B if sample.judge else None,
+                               tolerance=tolerance)
 
 
 @dataclass
@@ -59,7 +102,8 @@ class _Run:
 
     def __init__(self, store: Store, responder: Responder, config: ResponderConfig,
                  progress: ProgressFn | None, budget: Budget | None,
-                 run_id: str | None = None) -> None:
+                 source: SampleSource | None = None, run_id: str | None = None) -> None:
+        self.source = source if source is not None else SampleSource()
         self.store = store
         self.run_id = run_id  # recorded in the cache entries this run pays for
         self.auth_error: ResponderError | None = None  # a 401/403: nothing more is sent
@@ -71,6 +115,10 @@ class _Run:
         self._info_checked = False
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.price = price_for(responder.model, config)
+        self.batch_price = batch_price_for(responder.model, config)
+        self.batch: Any = None  # a BatchQueue when responder.mode is batch (run.py sets it)
+        # structured outputs for pairs; switched off for the run when the server refuses
+        self.structured = bool(config.structured_output) and responder.paid
         cap = config.max_cost_usd
         self.budget = budget if budget is not None else Budget(cap=cap)
         if responder.paid and self.budget.cap is not None and self.price is None:
@@ -135,11 +183,26 @@ class _Run:
             reply = await responder.arespond(request)
             return reply, request_hash, 0.0, False
         cached = self.cache.get(request_hash)
+        if cached is not None and self.batch is not None and request_hash in self.batch.fresh:
+            self.batch.fresh.discard(request_hash)  # collected by this run: paid now
+            counts["batch_answers"] += 1
+            counts["prompt_tokens"] += cached.usage.prompt_tokens
+            counts["completion_tokens"] += cached.usage.completion_tokens
+            return cached, request_hash, cost_usd(cached.usage, self._price_of(cached)), False
         if cached is not None:
             if accept is None or accept(cached):
                 counts["cached"] += 1
                 return cached, request_hash, 0.0, True  # paid for in an earlier run
             counts["cache_bypassed"] += 1  # a rejected answer of an earlier run: ask anew
+        if self.batch is not None and not (request.reask
+                                           and self.config.batch_reasks == "online"):
+            if request_hash not in self.batch.in_flight():
+                error = self.batch.take_error(request_hash)
+                if error is not None:
+                    raise error
+            self.batch.want(request_hash, request)
+            counts["batch_pending"] += 1
+            raise BatchPending
         prompt_est = request.estimated_prompt_tokens(self.config.image_tokens)
         worst = cost_usd(Usage(prompt_tokens=prompt_est, completion_tokens=request.max_tokens),
                          self.price)
@@ -147,7 +210,13 @@ class _Run:
             raise BudgetStop
         actual = 0.0
         try:
-            reply = await self._call(request, prompt_est + request.max_tokens, counts)
+            try:
+                reply = await self._call(request, prompt_est + request.max_tokens, counts)
+            except ResponderError as err:
+                if request.response_format is None or not refuses_format(err):
+                    raise
+                self._refuse_structured(err)
+                raise _FormatRefused from None
             actual = cost_usd(reply.usage, self.price)
             counts["prompt_tokens"] += reply.usage.prompt_tokens
             counts["completion_tokens"] += reply.usage.completion_tokens
@@ -157,12 +226,17 @@ class _Run:
                        run_id=self.run_id, cost_usd=actual)
         return reply, request_hash, actual, False
 
+    def _refuse_structured(self, err: ResponderError) -> None:
+        if self.structured:
+            self.structured = False
+            log.warning("respond: the server refused response_format (%s); falling back to "
+                        "the text protocol for the rest of this run", _scrub(str(err))[:200])
+
+    def _price_of(self, reply: Reply) -> tuple[float, float] | None:
+        return self.batch_price if reply.mode == "batch" else self.price
+
     def _validate(self, sample: SampleRecord, request: ResponseRequest, text: str) -> Any:
-        B = sample.image_B.distortions if sample.image_B is not None else None
-        return validate_answer(text, word_limit=request.word_limit,
-                               A=sample.image_A.distortions, B=B,
-                               judge_A_better=sample.judge.A_better_B if sample.judge else None,
-                               tolerance=self.config.word_limit_tolerance)
+        return self.source.validate(sample, request, text, self.config.word_limit_tolerance)
 
     # one sample ----------------------------------------------------------------------
     async def _sample(self, sample: SampleRecord, instruction: Instruction, rel_out: str,
@@ -179,15 +253,25 @@ class _Run:
             if self.auth_error is not None:
                 return None  # the key was refused: left to do, not sent
             try:
-                request = build_request(sample, self.store, instruction, reask=reask,
-                                        reasons=reasons, extra=self.config.extra,
-                                        image_detail=self.config.image_detail)
+                request = self.source.request(sample, self.store, instruction, reask=reask,
+                                              reasons=reasons, extra=self.config.extra,
+                                              image_detail=self.config.image_detail)
+                if self.structured and getattr(sample, "image_B", None) is not None:
+                    request = dataclasses.replace(request, response_format=COMPARISON_FORMAT)
                 accept = None
                 if retrying:
                     def accept(reply: Reply, _request: ResponseRequest = request) -> bool:
-                        return bool(self._validate(sample, _request, reply.text).ok)
-                reply, request_hash, cost, from_cache = await self._ask(request, counts,
-                                                                        accept=accept)
+                        text, _ = self._answer(_request, reply)
+                        return bool(self._validate(sample, _request, text).ok)
+                try:
+                    reply, request_hash, cost, from_cache = await self._ask(request, counts,
+                                                                            accept=accept)
+                except _FormatRefused:  # asked again with the text protocol
+                    request = dataclasses.replace(request, response_format=None)
+                    reply, request_hash, cost, from_cache = await self._ask(request, counts,
+                                                                            accept=accept)
+            except BatchPending:
+                return None
             except BudgetStop:
                 counts["budget_stopped"] += 1
                 return None
@@ -203,8 +287,11 @@ class _Run:
                 counts["failed"] += 1
                 return None
             spent[0] += cost
-            last_text = reply.text
-            v = self._validate(sample, request, reply.text)
+            text, verdict = self._answer(request, reply)
+            last_text = text
+            v = self._validate(sample, request, text)
+            if v.ok and verdict is not None and v.verdict is not None and verdict != v.verdict:
+                v = dataclasses.replace(v, ok=False, reasons=("verdict_mismatch",))
             if v.ok:
                 flags = list(v.flags) + (["usage_estimated"] if reply.usage_estimated else [])
                 flagged.update(flags)
@@ -213,9 +300,9 @@ class _Run:
                     sample_id=sample.sample_id, kind=sample.kind, split=sample.split,
                     responder=self.responder.name, model=reply.model or self.responder.model,
                     prompt_id=request.prompt_id, prompt_version=request.prompt_version,
-                    request_hash=request_hash, text=reply.text, usage=reply.usage,
-                    cost_usd=round(cost_usd(reply.usage, self.price), 8), attempts=reask + 1,
-                    flags=flags, verdict=v.verdict,
+                    request_hash=request_hash, text=text, usage=reply.usage,
+                    cost_usd=round(cost_usd(reply.usage, self._price_of(reply)), 8),
+                    attempts=reask + 1, flags=flags, verdict=verdict or v.verdict,
                 )
             if from_cache and rejected_cached is not None:
                 # replayed from the cache: counted when it was first answered
@@ -230,6 +317,16 @@ class _Run:
         counts["failed"] += 1
         return None
 
+    def _answer(self, request: ResponseRequest, reply: Reply) -> tuple[str, str | None]:
+        """The answer text and, for a structured request, the verdict read from its JSON
+        (an answer that is not the schema's JSON is read as plain text)."""
+        if request.response_format is None:
+            return reply.text, None
+        obj = parse_structured(reply.text, request.response_format)
+        if obj is None:
+            return reply.text, None
+        return str(obj.get("text", "")).strip(), obj.get("verdict")
+
     def _fail(self, sample: SampleRecord, rel_out: str, kind: str, message: str,
               status: int | None, attempts: int, raw: str | None) -> None:
         log.warning("respond: sample %s failed (%s): %s", sample.sample_id, kind, message)
@@ -243,11 +340,10 @@ class _Run:
                     retry_failed: bool = False) -> _SplitResult:
         t0 = time.monotonic()
         store, responder = self.store, self.responder
-        samples_path = store.samples_path(kind, split)
-        samples = list(read_jsonl(samples_path, SampleRecord))
-        out_path = store.responses_path(responder.key, kind, split)
+        samples = self.source.items(store, kind, split)
+        out_path = self.source.out_path(store, responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
-        version = self.config.prompt_version
+        version = self.source.version(self.config)
         with file_lock(out_path):
             repair(out_path)
             rows, superseded = set_aside_other_versions(store, out_path, version)
@@ -269,7 +365,7 @@ class _Run:
             self.progress(kind, split, 0, total)
         if todo:
             self._write_responder_info()
-            instruction = load_instruction(kind, self.config.prompt_version)
+            instruction = self.source.instruction(kind, version)
             queue: asyncio.Queue[SampleRecord] = asyncio.Queue()
             for s in todo:
                 queue.put_nowait(s)
@@ -284,7 +380,9 @@ class _Run:
 
             async def worker() -> None:
                 while not queue.empty():
-                    if self.budget.reached or self.auth_error is not None:
+                    if self.budget.reached and self.batch is None:  # batch: spends at submit
+                        return
+                    if self.auth_error is not None:  # a refused key: nothing more is sent
                         return
                     sample = queue.get_nowait()
                     record = await self._sample(
@@ -332,6 +430,9 @@ class _Run:
             "auth_refused": self.auth_error is not None,
             "responses_path": rel_out, "elapsed_s": round(time.monotonic() - t0, 3),
         }
+        if self.batch is not None:
+            result.summary["batch_pending"] = counts["batch_pending"]
+            result.summary["batch_answers"] = counts["batch_answers"]
         return result
 
     def _write_responder_info(self) -> None:

@@ -11,10 +11,10 @@ from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 from pipeline.manifest import Manifest, ResponderConfig
+from pipeline.respond.batch import BatchQueue
 from pipeline.respond.cost import Budget
-from pipeline.respond.common import ProgressFn
+from pipeline.respond.common import ProgressFn, _scrub
 from pipeline.respond.online import _Run, _SplitResult
-from pipeline.respond.common import _scrub
 from pipeline.respond.runlog import log_run, log_start, paid_in_cache
 from pipeline.responders.openai import API_KEY_ENV
 from pipeline.responders import Responder, make_responder
@@ -55,18 +55,43 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
-                run_id: str | None = None) -> list[_SplitResult]:
+                run_id: str | None = None, wait: bool = True, source: Any = None,
+                extra: dict[str, Any] | None = None) -> list[_SplitResult]:
+    """One run: a pass over the targets (online: every request called). Batch mode
+    (`config.mode`, paid responders): collect finished batches, pass (answers from the
+    cache, the rest handed to the queue), submit; with `wait`, poll and pass again until no
+    batch is open and nothing is left to send. `extra` receives the batch summary.
+
+    History is written as it goes (pipeline.respond.runlog): a `started` line first, the
+    summary at the end (`interrupted` after an error or Ctrl-C, with what the run paid,
+    from the cache). A refused key (401/403) stops the run: ResponderAuthError."""
     targets = list(targets)
     run_id = run_id or uuid.uuid4().hex
-    if targets:  # history written as it goes: a kill leaves this line (see runlog)
+    if targets:  # a kill leaves this line; the next run closes it from the cache
         log_start(store, responder, config, origin=origin, run_id=run_id)
-    run = _Run(store, responder, config, progress, budget, run_id=run_id)
-    results = []
+    run = _Run(store, responder, config, progress, budget, source=source, run_id=run_id)
+    batch = None
+    if config.mode == "batch" and responder.paid:
+        batch = BatchQueue(store, responder, config, run.budget, run.batch_price, run.cache)
+        run.batch = batch
+    results: list[_SplitResult] = []
     try:
-        for kind, split, only_ids in targets:
-            # after a budget stop the remaining splits still report what is left to do
-            results.append(await run.split(kind, split, only_ids=only_ids,
-                                           retry_failed=retry_failed))
+        while True:
+            if batch is not None:
+                await batch.collect()
+            passed = []
+            for kind, split, only_ids in targets:
+                # after a budget stop the remaining splits still report what is left to do
+                passed.append(await run.split(kind, split, only_ids=only_ids,
+                                              retry_failed=retry_failed))
+            results = passed if not results else [_merge(a, b) for a, b in zip(results, passed)]
+            if batch is None or run.auth_error is not None:
+                break
+            await batch.submit()
+            if not wait or not batch.open_batches():
+                break
+            await batch.wait(None if progress is None else
+                             (lambda done, total: progress("batch", "requests", done, total)))
     except BaseException:  # an error or Ctrl-C: what this run paid, from the cache
         totals = paid_in_cache(store.cache_dir, {run_id})[run_id]
         log_run(store, responder, config, {"splits": [r.summary for r in results],
@@ -75,9 +100,20 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
         raise
     finally:
         await responder.aclose()
+        if batch is not None:
+            batch.close()
+    if batch is not None:
+        if run.budget.reached:  # the round's submission stopped at the cap
+            for r in results:
+                r.summary["budget_reached"] = True
+        info = batch.summary()
+        if extra is not None:
+            extra["batch"] = info
     if targets:
-        log_run(store, responder, config, _combine([r.summary for r in results]),
-                origin=origin, run_id=run_id)
+        combined = _combine([r.summary for r in results])
+        if batch is not None:
+            combined["batch"] = {k: v for k, v in info.items() if k != "state"}
+        log_run(store, responder, config, combined, origin=origin, run_id=run_id)
     if run.auth_error is not None:
         left = sum(r.summary["remaining"] for r in results)
         msg = (f"{_scrub(str(run.auth_error))}: the server refused the credentials "
@@ -86,6 +122,28 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
         raise ResponderAuthError(msg)
     return results
 
+
+_FIRST = ("samples", "superseded", "already_done", "skipped_open_failures", "todo")
+_LAST = ("remaining", "batch_pending", "budget_reached")
+
+
+def _merge(first: _SplitResult, later: _SplitResult) -> _SplitResult:
+    """The summary of two passes over one split (batch mode): counts added, what was there
+    before from the first pass, what is left from the last."""
+    out = dict(first.summary)
+    for k, v in later.summary.items():
+        if k in _FIRST:
+            continue
+        if k in _LAST or isinstance(v, (str, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (int, float)):
+            out[k] = round(out.get(k, 0) + v, 6)
+        elif isinstance(v, dict):
+            bucket = dict(out.get(k, {}))
+            for kk, vv in v.items():
+                bucket[kk] = bucket.get(kk, 0) + vv
+            out[k] = bucket
+    return _SplitResult(summary=out, finished=first.finished | later.finished)
 
 
 def _resolve(manifest: Manifest | None, config: ResponderConfig | None,
@@ -107,7 +165,7 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
                   responder: Responder | None = None, config: ResponderConfig | None = None,
                   only_ids: Iterable[str] | None = None, retry_failed: bool = False,
                   progress: ProgressFn | None = None, budget: Budget | None = None,
-                  origin: str = "respond_split") -> dict[str, Any]:
+                  origin: str = "respond_split", wait: bool = True) -> dict[str, Any]:
     """Answer every sample of one kind and split that has no accepted response yet.
 
     Idempotent and resumable: a re-run skips answered samples, and paid answers come from
@@ -126,6 +184,8 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
         progress: called as progress(kind, split, done, total).
         budget: a Budget shared by several calls (default: a new one with max_cost_usd).
         origin: what ran it, written to the run log (logs/respond/<key>.jsonl).
+        wait: batch mode (`responder.mode: batch`): poll until every batch is done and
+            every re-ask answered (default); False: submit what is new and return.
 
     Returns:
         A small JSON-able summary: samples, already_done, todo, accepted, failed, remaining,
@@ -134,30 +194,37 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
     """
     config, responder = _resolve(manifest, config, responder)
     ids = set(only_ids) if only_ids is not None else None
+    extra: dict[str, Any] = {}
     results = _run_sync(_arun(store, responder, config, [(kind, split, ids)],
                               retry_failed=retry_failed, progress=progress, budget=budget,
-                              origin=origin))
-    return results[0].summary
+                              origin=origin, wait=wait, extra=extra))
+    return {**results[0].summary, **extra}
 
 
 def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = None,
             splits: Iterable[str] | None = None, responder: Responder | None = None,
             config: ResponderConfig | None = None, retry_failed: bool = False,
-            progress: ProgressFn | None = None, origin: str = "respond") -> dict[str, Any]:
+            progress: ProgressFn | None = None, origin: str = "respond",
+            wait: bool = True) -> dict[str, Any]:
     """Run the stage over several kinds and splits with one responder and one budget; the
     combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
 
+    `wait`: see `respond_split` (batch mode only).
+
     Returns:
-        {"splits": [summary per split], "totals": summed counts, "budget_reached": bool}
+        {"splits": [summary per split], "totals": summed counts, "budget_reached": bool},
+        plus "batch" in batch mode (batch ids submitted, open, answers collected, cost).
     """
     config, responder = _resolve(manifest, config, responder)
     kinds = list(kinds) if kinds is not None else manifest.kinds()
     splits = list(splits) if splits is not None else manifest.splits()
     targets = [(k, s, None) for k in kinds for s in splits
                if store.samples_path(k, s).exists()]
+    extra: dict[str, Any] = {}
     results = _run_sync(_arun(store, responder, config, targets, retry_failed=retry_failed,
-                              progress=progress, budget=None, origin=origin))
-    return _combine([r.summary for r in results])
+                              progress=progress, budget=None, origin=origin, wait=wait,
+                              extra=extra))
+    return {**_combine([r.summary for r in results]), **extra}
 
 
 def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
