@@ -52,6 +52,7 @@ from pipeline.ingest import (
 )
 from pipeline.learnability import PROBE_DIR, stage_probe
 from pipeline.manifest import Manifest, check_manifest_files
+from pipeline.ownership import check_output_folder, own_folder
 from pipeline.plan import load_plans, plan_split
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS
@@ -386,9 +387,11 @@ def stage_assemble(ctx: BuildContext) -> dict[str, Any]:
 
 def stage_report(ctx: BuildContext) -> dict[str, Any]:
     """Write report/ (pipeline/report.py): dataset card, figures, contact sheet."""
+    from pipeline.report import write_history_summary, write_report
+
     if not ctx.manifest.tasks.report:
+        write_history_summary(ctx.store, ctx.summaries.get("respond"))  # logs/, history
         return {}
-    from pipeline.report import write_report
 
     result = write_report(ctx.manifest, ctx.store, respond_summary=ctx.summaries.get("respond"))
     return {"files": 2 + len(result["figures"]) + 1}
@@ -437,6 +440,7 @@ def _context(manifest: Manifest, kinds: Sequence[str] | None, splits: Sequence[s
     selected_splits(manifest, kinds, splits)  # validate early
     check_manifest_files(manifest)  # e.g. a missing judge.predictions: fail before ingest
     store = Store(Path(out).expanduser().resolve() if out is not None else manifest.output_dir())
+    check_output_folder(manifest, store.root)  # not the references' folder: before any work
     return BuildContext(manifest=manifest, store=store,
                         kinds=list(kinds or manifest.kinds()),
                         splits=list(splits or manifest.splits()), workers=workers,
@@ -477,7 +481,12 @@ def run_build(
             msg = f"unknown stage {name!r}; known: {', '.join(names)}"
             raise ValueError(msg)
     ctx = _context(manifest, kinds, splits, workers, out, progress)
-    ctx.store.root.mkdir(parents=True, exist_ok=True)
+    with own_folder(ctx.store.root, "build"):
+        return _run_stages(ctx, stages, workers)
+
+
+def _run_stages(ctx: BuildContext, stages: Sequence[str] | None, workers: int
+                ) -> dict[str, Any]:
     removed = remove_stale_temp_files(ctx.store)
     if removed:
         log.info("removed %d temp files of an interrupted run", removed)
@@ -503,7 +512,12 @@ def regenerate(
         {"plan": n, "synthesize": summary, "lock": summary, "output": folder}.
     """
     ctx = _context(manifest, [kind], [split], workers, out, progress)
-    store = ctx.store
+    with own_folder(ctx.store.root, "regenerate"):
+        return _regenerate(ctx, kind, split, workers)
+
+
+def _regenerate(ctx: BuildContext, kind: str, split: str, workers: int) -> dict[str, Any]:
+    manifest, store = ctx.manifest, ctx.store
     remove_stale_temp_files(store)
     if not store.references_index.exists():
         stage_ingest(ctx)
@@ -530,6 +544,12 @@ def judge_dataset(
         {"<kind>/<split>": {"judged": n, "failed": n}, ..., "lock": summary}.
     """
     ctx = _context(manifest, kinds, splits, 1, out, progress)
+    with own_folder(ctx.store.root, "judge"):
+        return _judge_all(ctx)
+
+
+def _judge_all(ctx: BuildContext) -> dict[str, Any]:
+    manifest = ctx.manifest
     result: dict[str, Any] = {}
     for kind, split in selected_splits(manifest, ctx.kinds, ctx.splits):
         if not kind.startswith("refAB"):

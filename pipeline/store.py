@@ -31,6 +31,7 @@ process is not seen by these helpers.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import tempfile
@@ -42,8 +43,9 @@ from pydantic import BaseModel
 
 from pipeline.records import FailureRecord
 
-__all__ = ["FILE_MODE", "LOGS_DIR", "Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_jsonl", "read_jsonl"]
+__all__ = ["ENVIRONMENT_ERRNOS", "FILE_MODE", "LOGS_DIR", "Store", "append_jsonl",
+           "atomic_write_bytes", "atomic_write_json", "atomic_write_jsonl",
+           "is_environment_error", "read_jsonl"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,6 +70,19 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 FILE_MODE = 0o666 & ~_UMASK
 """Mode of every file written by the atomic helpers (what a plain open() would create)."""
+
+
+# A full disk, a quota, a folder without write permission, a read-only file system: the
+# environment's fault, never a sample's. Stages let these end the run (the CLI prints one
+# line; atomic writes keep every finished file) instead of recording item failures that a
+# resume would then skip.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                                errno.EROFS})
+
+
+def is_environment_error(err: BaseException) -> bool:
+    """True for an OSError of `ENVIRONMENT_ERRNOS` (disk full, permission denied, ...)."""
+    return isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -134,10 +149,12 @@ def read_jsonl(path: Path, model: type[M] | None = None) -> Iterator[Any]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
             if i == len(lines) - 1:  # torn final write of a killed run
                 continue
-            raise
+            # the file and its line, not only the column inside the line
+            raise json.JSONDecodeError(f"{path}: line {i + 1}: {err.msg}", err.doc,
+                                       err.pos) from None
         yield model.model_validate(obj) if model is not None else obj
 
 

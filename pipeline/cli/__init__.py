@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from pipeline.cli._app import app
+from rich.markup import escape
+
+from pipeline.cli._app import app, console, os_error_line
 
 # Command modules (importing registers their commands).
 from pipeline.cli import build, distort, labels, respond, serve, tasks  # noqa: E402,F401
@@ -23,4 +25,11 @@ def _prefect_defaults() -> None:
 
 def main() -> None:
     _prefect_defaults()
-    app()
+    try:
+        app()
+    except OSError as err:  # a full disk, a folder without write permission: one line
+        line = os_error_line(err)
+        if line is None:
+            raise
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
