@@ -116,14 +116,23 @@ def test_prefect_deploy_reads_the_deployments_file(prefect_server: dict) -> None
     from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
     api_url = str(prefect_server["api_url"])
     env = server_env(Path(str(prefect_server["home"])), api_url)
-    for cmd in (["work-pool", "create", "dqgen", "--type", "process", "--overwrite"],
-                ["work-pool", "create", "gpu", "--type", "process", "--overwrite"],
-                ["--no-prompt", "deploy", "--all", "--prefect-file", "flows/prefect.yaml"]):
-        done = subprocess.run([str(PREFECT_BIN), *cmd], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120, check=False)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # the pools through the client (each `prefect` CLI start costs seconds), the deployments
+    # through the real `prefect deploy` reading flows/prefect.yaml
+    with temporary_settings({PREFECT_API_URL: api_url}), _client() as client:
+        for pool in ("dqgen", "gpu"):
+            try:
+                client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
+    done = subprocess.run([str(PREFECT_BIN), "--no-prompt", "deploy", "--all", "--prefect-file",
+                           "flows/prefect.yaml"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with temporary_settings({PREFECT_API_URL: api_url}), _client() as client:
         deps = client.read_deployments(work_pool_filter=WorkPoolFilter(
             name=WorkPoolFilterName(any_=["dqgen"])))
