@@ -272,6 +272,8 @@ class Manifest(_Config):
     resize: ResizeConfig = ResizeConfig()
     clean_probability: float = Field(0.05, ge=0.0, le=1.0)
     counts: dict[str, dict[str, int]] = {}
+    # samples per kind and split that get a detail answer (pipeline/detail.py; None: all)
+    detail_counts: dict[str, dict[str, int]] | None = None
     png_compress_level: int = Field(1, ge=0, le=9)
     chunk_size: int = Field(256, ge=1)  # samples per synthesis chunk (unit of work and resume)
     judge: JudgeConfig = JudgeConfig()
@@ -280,10 +282,11 @@ class Manifest(_Config):
     sources: list[LabelSourceConfig] = []  # human-labelled datasets (labels stage)
     base_dir: str = "."  # folder of the manifest file (set by load_manifest)
 
-    @field_validator("counts")
+    @field_validator("counts", "detail_counts")
     @classmethod
-    def _known_kinds(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        for kind, per_split in v.items():
+    def _known_kinds(cls, v: dict[str, dict[str, int]] | None
+                     ) -> dict[str, dict[str, int]] | None:
+        for kind, per_split in (v or {}).items():
             if kind not in KINDS:
                 msg = f"unknown sample kind {kind!r}; known: {', '.join(KINDS)}"
                 raise ValueError(msg)

@@ -152,3 +152,23 @@ def plan_split(manifest: Manifest, store: Store | str, kind: str, split: str
 def load_plans(store: Store, kind: str, split: str) -> list[SamplePlan]:
     """The written plans of a kind and split (empty when none)."""
     return list(read_jsonl(store.plan_path(kind, split), SamplePlan))
+
+
+def write_plan(manifest: Manifest, store: Store | str, kind: str, split: str) -> int:
+    """`plan_split` streamed: the plans are made and written one at a time (never a list
+    of the whole split), and a plan file that already holds the same bytes is left as it
+    is (a re-run rewrites nothing). Returns the number of plans."""
+    store = store if isinstance(store, Store) else Store(store)
+    if not store.references_index.exists():
+        msg = f"{store.references_index} not found: run the ingest stage first"
+        raise PlanError(msg)
+    refs = [r.ref_id for r in load_references(store) if r.split == split]
+    make_plans(manifest, kind, split, refs, count=0)  # the checks of make_plans, no plans
+    n = manifest.counts.get(kind, {}).get(split, 0)
+    refs.sort()
+    if n and not refs:
+        msg = f"counts.{kind}.{split}: {n} samples requested but split {split!r} has no references"
+        raise PlanError(msg)
+    plans = (plan_sample(manifest.seed, kind, split, refs[i % len(refs)], i // len(refs),
+                         manifest.clean_probability) for i in range(n))
+    return atomic_write_jsonl(store.plan_path(kind, split), plans)

@@ -35,15 +35,17 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from pydantic import BaseModel
 
 from pipeline.records import FailureRecord
 
-__all__ = ["FILE_MODE", "LOGS_DIR", "Store", "append_jsonl", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_jsonl", "read_jsonl"]
+__all__ = ["FILE_MODE", "LOGS_DIR", "JsonListWriter", "Store", "append_jsonl", "atomic_json_list",
+           "atomic_write_bytes", "atomic_write_json", "atomic_write_jsonl", "atomic_writer",
+           "dump_json_list", "read_jsonl"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -70,11 +72,49 @@ FILE_MODE = 0o666 & ~_UMASK
 """Mode of every file written by the atomic helpers (what a plain open() would create)."""
 
 
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically (never a half-written file at `path`).
 
-    The file gets `FILE_MODE` (0o666 & ~umask), not mkstemp's private 0600.
+    The file gets `FILE_MODE` (0o666 & ~umask), not mkstemp's private 0600. A file that
+    already holds exactly these bytes is left alone (not rewritten: its mtime stays, so a
+    no-op re-run writes nothing).
     """
+    if _same_bytes(path, data):
+        return
+    with atomic_writer(path, keep_unchanged=False) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_writer(path: Path, *, keep_unchanged: bool = True) -> Iterator[BinaryIO]:
+    """A binary file object whose content replaces `path` atomically when the block ends
+    without an error (streamed to a temp file in the same folder: nothing is held in
+    memory). With `keep_unchanged`, a file that already holds the same bytes is kept as it
+    is (its mtime stays). The file gets `FILE_MODE`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -83,11 +123,47 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
                 os.fchmod(f.fileno(), FILE_MODE)
             else:  # pragma: no cover - Windows: only the read-only bit exists
                 os.chmod(tmp, FILE_MODE)
-            f.write(data)
-        os.replace(tmp, path)
+            yield f
+        if keep_unchanged and _same_file(Path(tmp), path):
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class JsonListWriter:
+    """Writes a JSON list one element at a time, in the task files' layout: ``[``, one
+    element per line joined by ``,``, ``]`` (``[]`` when empty), then a newline. The bytes
+    equal those of the whole list dumped at once (`dump_json_list`)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.count = 0
+
+    def add(self, obj: Any) -> None:
+        line = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        self._f.write((b"[\n" if self.count == 0 else b",\n") + line)
+        self.count += 1
+
+    def close(self) -> None:
+        self._f.write(b"\n]\n" if self.count else b"[]\n")
+
+
+@contextmanager
+def atomic_json_list(path: Path) -> Iterator[JsonListWriter]:
+    """`JsonListWriter` over `atomic_writer(path)`: the list is streamed to disk."""
+    with atomic_writer(path) as f:
+        w = JsonListWriter(f)
+        yield w
+        w.close()
+
+
+def dump_json_list(records: Iterable[Any]) -> bytes:
+    """The bytes `JsonListWriter` writes for `records`."""
+    body = ",\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+    return ("[\n" + body + "\n]\n" if body else "[]\n").encode("utf-8")
 
 
 def _dump(obj: Any) -> str:
@@ -104,10 +180,14 @@ def atomic_write_json(path: Path, obj: Any, *, indent: int | None = 2) -> None:
 
 
 def atomic_write_jsonl(path: Path, rows: Iterable[Any]) -> int:
-    """Write all rows as one JSON Lines file atomically; return the row count."""
-    lines = [_dump(r) for r in rows]
-    atomic_write_bytes(path, ("".join(line + "\n" for line in lines)).encode())
-    return len(lines)
+    """Write all rows as one JSON Lines file atomically, streamed (rows may be a
+    generator: nothing is held); return the row count. Same bytes: the file is kept."""
+    n = 0
+    with atomic_writer(path) as f:
+        for r in rows:
+            f.write((_dump(r) + "\n").encode())
+            n += 1
+    return n
 
 
 def append_jsonl(path: Path, rows: Iterable[Any]) -> None:
@@ -123,22 +203,24 @@ def append_jsonl(path: Path, rows: Iterable[Any]) -> None:
 
 
 def read_jsonl(path: Path, model: type[M] | None = None) -> Iterator[Any]:
-    """Rows of a JSON Lines file (missing file: nothing). A torn last line is skipped."""
+    """Rows of a JSON Lines file (missing file: nothing), read line by line. A torn last
+    line (a killed run's final write) is skipped; a bad line before another raises."""
     if not path.exists():
         return
     with open(path, encoding="utf-8") as f:
-        lines = f.readlines()
-    for i, line in enumerate(lines):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:  # torn final write of a killed run
+        bad: json.JSONDecodeError | None = None
+        for line in f:
+            line = line.strip()
+            if not line:
                 continue
-            raise
-        yield model.model_validate(obj) if model is not None else obj
+            if bad is not None:
+                raise bad
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                bad = err
+                continue
+            yield model.model_validate(obj) if model is not None else obj
 
 
 class Store:
