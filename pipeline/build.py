@@ -529,7 +529,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("plan", stage_plan),
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
-    ("respond", stage_respond),  # pipeline/respond.py: the manifest's responder
+    ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
     ("assemble", stage_assemble),
     ("report", stage_report),
     ("lock", stage_lock),

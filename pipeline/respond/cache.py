@@ -1,0 +1,52 @@
+"""The request-hash cache: `cache/responses/<hh>/<hash>.json`, one paid reply per request,
+written atomically, shared by every split, run and mode that asks the same request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+from pipeline.records import Usage
+from pipeline.responders.base import Reply, ResponseRequest
+from pipeline.store import atomic_write_json
+
+__all__ = ["ResponseCache"]
+
+log = logging.getLogger(__name__)
+
+
+class ResponseCache:
+    """Request hash -> raw reply, one JSON file each, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, request_hash: str) -> Path:
+        return self.root / request_hash[:2] / f"{request_hash}.json"
+
+    def get(self, request_hash: str) -> Reply | None:
+        p = self.path(request_hash)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+            return Reply(text=data["text"], usage=Usage(**data["usage"]),
+                         model=data.get("served_model", ""),
+                         finish_reason=data.get("finish_reason"),
+                         usage_estimated=bool(data.get("usage_estimated")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as err:  # damaged entry: ask again
+            log.warning("ignoring damaged cache entry %s: %s", p, err)
+            return None
+
+    def put(self, request_hash: str, reply: Reply, request: ResponseRequest, model: str) -> None:
+        atomic_write_json(self.path(request_hash), {
+            "request_hash": request_hash, "model": model, "served_model": reply.model,
+            "prompt_id": request.prompt_id, "prompt_version": request.prompt_version,
+            "reask": request.reask, "sample_id": request.sample.sample_id,
+            "text": reply.text, "usage": reply.usage.model_dump(),
+            "finish_reason": reply.finish_reason, "usage_estimated": reply.usage_estimated,
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        })
+

@@ -1,0 +1,339 @@
+"""The online run: each request of a split travels as one chat call (cache first, then the
+budget, the rate limiter and the one retry policy), its answer validated, re-asked after a
+rejection, accepted answers appended to the responses file, failures recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from pipeline.manifest import ResponderConfig
+from pipeline.ratelimit import RateLimiter
+from pipeline.records import FailureRecord, ResponseRecord, SampleRecord, Usage
+from pipeline.respond.backoff import backoff_wait
+from pipeline.respond.cache import ResponseCache
+from pipeline.respond.common import STAGE, ProgressFn, _scrub
+from pipeline.respond.cost import Budget, BudgetStop, cost_usd, price_for
+from pipeline.respond.files import finalize, set_aside_other_versions
+from pipeline.respond.locks import file_lock, repair
+from pipeline.respond.runlog import safe_url
+from pipeline.responders import Responder, ResponderError
+from pipeline.responders.base import Reply, ResponseRequest
+from pipeline.responders.prompting import Instruction, build_request
+from pipeline.store import Store, append_jsonl, atomic_write_json, read_jsonl
+from pipeline.validate import validate_answer
+
+__all__ = ["_Run", "_SplitResult"]
+
+log = logging.getLogger(__name__)
+
+
+def load_instruction(kind: str, version: str) -> Instruction:
+    """The versioned instruction, looked up on the package at call time so that
+    `pipeline.respond.load_instruction` stays the one place to replace it (tests do)."""
+    from pipeline import respond as package
+
+    return package.load_instruction(kind, version)
+
+
+@dataclass
+class _SplitResult:
+    summary: dict[str, Any]
+    finished: set[str] = field(default_factory=set)  # accepted, failed, or already done
+
+
+class _Run:
+    """State shared by the splits of one run: responder, limiter, budget, cache."""
+
+    def __init__(self, store: Store, responder: Responder, config: ResponderConfig,
+                 progress: ProgressFn | None, budget: Budget | None) -> None:
+        self.store = store
+        self.responder = responder
+        self.config = config
+        self.progress = progress
+        self.cache = ResponseCache(store.cache_dir)
+        self._info_checked = False
+        self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
+        self.price = price_for(responder.model, config)
+        cap = config.max_cost_usd
+        self.budget = budget if budget is not None else Budget(cap=cap)
+        if responder.paid and self.budget.cap is not None and self.price is None:
+            msg = (f"max_cost_usd is set but no price is known for model {responder.model!r}: "
+                   f"add it to prompts/prices.yaml or set responder.price_input_per_1m and "
+                   f"responder.price_output_per_1m")
+            raise ValueError(msg)
+
+    # one call with the retry policy --------------------------------------------------
+    def _wait(self, state: RetryCallState) -> float:
+        """Seconds before the next attempt: the server's Retry-After (capped at
+        `retry_after_max_s`) when it sent one, else `backoff_wait`. A plain callable over
+        tenacity's RetryCallState, so it works with every tenacity >= 8.2."""
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.config.retry_after_max_s)
+        return backoff_wait(state.attempt_number, initial=self.config.backoff_initial_s,
+                            maximum=self.config.backoff_max_s,
+                            jitter=self.config.backoff_initial_s)
+
+    async def _call(self, request: ResponseRequest, est_tokens: int, counts: Counter) -> Reply:
+        calls = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.max_attempts), wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, ResponderError) and e.retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.limiter.acquire(est_tokens)
+                    calls += 1
+                    counts["calls"] += 1
+                    if calls > 1:
+                        counts["retries"] += 1
+                    try:
+                        return await self.responder.arespond(request)
+                    except ResponderError as err:
+                        counts[f"error_{err.kind}"] += 1
+                        if err.status == 429 and err.retry_after is not None:
+                            self.limiter.pause(min(err.retry_after, self.config.retry_after_max_s))
+                        raise
+        except ResponderError as err:
+            err.attempts = calls  # type: ignore[attr-defined]
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _ask(self, request: ResponseRequest, counts: Counter, *,
+                   accept: Callable[[Reply], bool] | None = None,
+                   ) -> tuple[Reply, str, float, bool]:
+        """Reply for one request (cache, budget, limiter, retries), its hash, the money
+        spent on it in this run (0 for a cache hit), and whether it came from the cache.
+
+        `accept` (set when a failed sample is retried): a cached reply it rejects is not
+        replayed; the request is asked again and the new reply replaces the cache entry.
+        An accepted cached reply is always replayed, so a good answer is never paid twice.
+        """
+        responder = self.responder
+        request_hash = request.hash_for(responder.model)
+        if not responder.paid:
+            reply = await responder.arespond(request)
+            return reply, request_hash, 0.0, False
+        cached = self.cache.get(request_hash)
+        if cached is not None:
+            if accept is None or accept(cached):
+                counts["cached"] += 1
+                return cached, request_hash, 0.0, True  # paid for in an earlier run
+            counts["cache_bypassed"] += 1  # a rejected answer of an earlier run: ask anew
+        prompt_est = request.estimated_prompt_tokens(self.config.image_tokens)
+        worst = cost_usd(Usage(prompt_tokens=prompt_est, completion_tokens=request.max_tokens),
+                         self.price)
+        if not self.budget.try_reserve(worst):
+            raise BudgetStop
+        actual = 0.0
+        try:
+            reply = await self._call(request, prompt_est + request.max_tokens, counts)
+            actual = cost_usd(reply.usage, self.price)
+            counts["prompt_tokens"] += reply.usage.prompt_tokens
+            counts["completion_tokens"] += reply.usage.completion_tokens
+        finally:
+            self.budget.settle(worst, actual)
+        self.cache.put(request_hash, reply, request, responder.model)  # before anything else
+        return reply, request_hash, actual, False
+
+    def _validate(self, sample: SampleRecord, request: ResponseRequest, text: str) -> Any:
+        B = sample.image_B.distortions if sample.image_B is not None else None
+        return validate_answer(text, word_limit=request.word_limit,
+                               A=sample.image_A.distortions, B=B,
+                               judge_A_better=sample.judge.A_better_B if sample.judge else None,
+                               tolerance=self.config.word_limit_tolerance)
+
+    # one sample ----------------------------------------------------------------------
+    async def _sample(self, sample: SampleRecord, instruction: Instruction, rel_out: str,
+                      counts: Counter, rejected: Counter, flagged: Counter,
+                      spent: list[float], *, retrying: bool = False,
+                      rejected_cached: Counter | None = None) -> ResponseRecord | None:
+        """Ask (and re-ask) for one sample. `retrying`: the sample is re-run because of an
+        open failure record, so cached answers that fail validation are asked anew instead
+        of replayed (else a retry of a rejected sample would replay the same rejections)."""
+        reasons: tuple[str, ...] = ()
+        max_reasks = 0 if self.responder.deterministic else self.config.max_reasks
+        last_text: str | None = None
+        for reask in range(max_reasks + 1):
+            try:
+                request = build_request(sample, self.store, instruction, reask=reask,
+                                        reasons=reasons, extra=self.config.extra,
+                                        image_detail=self.config.image_detail)
+                accept = None
+                if retrying:
+                    def accept(reply: Reply, _request: ResponseRequest = request) -> bool:
+                        return bool(self._validate(sample, _request, reply.text).ok)
+                reply, request_hash, cost, from_cache = await self._ask(request, counts,
+                                                                        accept=accept)
+            except BudgetStop:
+                counts["budget_stopped"] += 1
+                return None
+            except ResponderError as err:
+                self._fail(sample, rel_out, err.kind, _scrub(str(err)), err.status,
+                           getattr(err, "attempts", 1), err.raw_output)
+                counts["failed"] += 1
+                return None
+            spent[0] += cost
+            last_text = reply.text
+            v = self._validate(sample, request, reply.text)
+            if v.ok:
+                flags = list(v.flags) + (["usage_estimated"] if reply.usage_estimated else [])
+                flagged.update(flags)
+                counts["accepted"] += 1
+                return ResponseRecord(
+                    sample_id=sample.sample_id, kind=sample.kind, split=sample.split,
+                    responder=self.responder.name, model=reply.model or self.responder.model,
+                    prompt_id=request.prompt_id, prompt_version=request.prompt_version,
+                    request_hash=request_hash, text=reply.text, usage=reply.usage,
+                    cost_usd=round(cost_usd(reply.usage, self.price), 8), attempts=reask + 1,
+                    flags=flags, verdict=v.verdict,
+                )
+            if from_cache and rejected_cached is not None:
+                # replayed from the cache: counted when it was first answered
+                rejected_cached.update(v.reasons)
+            else:
+                rejected.update(v.reasons)
+                counts["rejected_answers"] += 1
+            reasons = v.reasons
+        self._fail(sample, rel_out, "rejected",
+                   f"answer rejected after {max_reasks + 1} ask(s): {', '.join(reasons)}",
+                   None, max_reasks + 1, _scrub(last_text or ""))
+        counts["failed"] += 1
+        return None
+
+    def _fail(self, sample: SampleRecord, rel_out: str, kind: str, message: str,
+              status: int | None, attempts: int, raw: str | None) -> None:
+        log.warning("respond: sample %s failed (%s): %s", sample.sample_id, kind, message)
+        self.store.record_failure(FailureRecord(
+            stage=STAGE, item_id=sample.sample_id, error_type=kind, message=message,
+            path=rel_out, status=status, attempts=max(1, attempts), raw_output=raw))
+
+    # one split -----------------------------------------------------------------------
+    async def split(self, kind: str, split: str, *, only_ids: set[str] | None = None,
+                    retry_failed: bool = False) -> _SplitResult:
+        t0 = time.monotonic()
+        store, responder = self.store, self.responder
+        samples_path = store.samples_path(kind, split)
+        samples = list(read_jsonl(samples_path, SampleRecord))
+        out_path = store.responses_path(responder.key, kind, split)
+        rel_out = out_path.relative_to(store.root).as_posix()
+        version = self.config.prompt_version
+        with file_lock(out_path):
+            repair(out_path)
+            rows, superseded = set_aside_other_versions(store, out_path, version)
+            done = {r["sample_id"] for r in rows}
+        open_failed = {f.item_id for f in store.failures(STAGE) if f.path == rel_out}
+        wanted = [s for s in samples if only_ids is None or s.sample_id in only_ids]
+        todo = [s for s in wanted if s.sample_id not in done
+                and (retry_failed or only_ids is not None or s.sample_id not in open_failed)]
+        retry_ids = open_failed if retry_failed else set()
+        result = _SplitResult(summary={})
+        result.finished = {s.sample_id for s in wanted if s.sample_id in done}
+        counts: Counter = Counter()
+        rejected: Counter = Counter()
+        rejected_cached: Counter = Counter()
+        flagged: Counter = Counter()
+        spent = [0.0]
+        total = len(todo)
+        if self.progress:
+            self.progress(kind, split, 0, total)
+        if todo:
+            self._write_responder_info()
+            instruction = load_instruction(kind, self.config.prompt_version)
+            queue: asyncio.Queue[SampleRecord] = asyncio.Queue()
+            for s in todo:
+                queue.put_nowait(s)
+            buffer: list[ResponseRecord] = []
+            finished = [0]
+
+            def flush() -> None:
+                if buffer:
+                    with file_lock(out_path):
+                        append_jsonl(out_path, buffer)
+                    buffer.clear()
+
+            async def worker() -> None:
+                while not queue.empty():
+                    if self.budget.reached:
+                        return
+                    sample = queue.get_nowait()
+                    before_failed = counts["failed"]
+                    record = await self._sample(
+                        sample, instruction, rel_out, counts, rejected, flagged, spent,
+                        retrying=sample.sample_id in retry_ids, rejected_cached=rejected_cached)
+                    if record is not None:
+                        buffer.append(record)
+                        result.finished.add(sample.sample_id)
+                        if len(buffer) >= 20:
+                            flush()
+                    elif counts["failed"] > before_failed:
+                        result.finished.add(sample.sample_id)
+                    finished[0] += 1
+                    if self.progress:
+                        self.progress(kind, split, finished[0], total)
+
+            n_workers = min(self.config.concurrency if responder.paid else 1, len(todo))
+            try:
+                await asyncio.gather(*(worker() for _ in range(n_workers)))
+            finally:
+                flush()
+            with file_lock(out_path):
+                finalize(out_path, [s.sample_id for s in samples])
+        remaining = sum(1 for s in todo if s.sample_id not in result.finished)
+        result.summary = {
+            "kind": kind, "split": split, "responder": responder.name,
+            "model": responder.model, "key": responder.key,
+            "prompt_version": version,
+            "samples": len(samples), "superseded": superseded,
+            "already_done": len(done & {s.sample_id for s in wanted}),
+            "skipped_open_failures": len(wanted) - len(todo) - len(
+                done & {s.sample_id for s in wanted}),
+            "todo": total, "accepted": counts["accepted"], "failed": counts["failed"],
+            "remaining": remaining, "calls": counts["calls"], "cached": counts["cached"],
+            "retries": counts["retries"],
+            "rejected": dict(sorted(rejected.items())),
+            "rejected_answers": counts["rejected_answers"],
+            "rejected_cached": dict(sorted(rejected_cached.items())),
+            "cache_bypassed": counts["cache_bypassed"],
+            "flagged": dict(sorted(flagged.items())),
+            "errors": {k[6:]: v for k, v in sorted(counts.items()) if k.startswith("error_")},
+            "prompt_tokens": counts["prompt_tokens"],
+            "completion_tokens": counts["completion_tokens"],
+            "cost_usd": round(spent[0], 6), "budget_reached": self.budget.reached,
+            "responses_path": rel_out, "elapsed_s": round(time.monotonic() - t0, 3),
+        }
+        return result
+
+    def _write_responder_info(self) -> None:
+        """responses/<key>/responder.json: the latest settings of this responder key, which
+        retry-failures runs with (never the API key: it is not part of the config).
+
+        The key names the model, not the server: answers of one model name from another
+        base_url share the folder (and the cache). A change of base_url is logged."""
+        path = self.store.root / "responses" / self.responder.key / "responder.json"
+        if path.exists() and not self._info_checked:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                before = json.loads(path.read_text(encoding="utf-8"))["config"].get("base_url")
+                if before != self.config.base_url:
+                    log.warning("respond: %s was answered via base_url %r, now %r; the "
+                                "answers share responses/%s/", self.responder.key,
+                                safe_url(before), safe_url(self.config.base_url),
+                                self.responder.key)
+        self._info_checked = True
+        atomic_write_json(path, {"responder": self.responder.name, "model": self.responder.model,
+                                 "key": self.responder.key,
+                                 "config": self.config.model_dump(mode="json")})
+

@@ -1,0 +1,189 @@
+"""Running the stage: respond_split, respond (several kinds and splits, one budget), the
+build's stage_respond, and the plumbing they share (config resolution, asyncio from sync
+code, combined summaries, one run-log line per run)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+from pipeline.manifest import Manifest, ResponderConfig
+from pipeline.respond.cost import Budget
+from pipeline.respond.common import ProgressFn
+from pipeline.respond.online import _Run, _SplitResult
+from pipeline.respond.runlog import log_run
+from pipeline.responders import Responder, make_responder
+from pipeline.store import Store
+
+__all__ = ["respond", "respond_split", "stage_respond"]
+
+T = TypeVar("T")
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from inside a running loop (then on a helper thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = err
+
+    t = threading.Thread(target=target, name="dqgen-respond")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+async def _arun(store: Store, responder: Responder, config: ResponderConfig,
+                targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
+                progress: ProgressFn | None, budget: Budget | None, origin: str,
+                run_id: str | None = None) -> list[_SplitResult]:
+    run = _Run(store, responder, config, progress, budget)
+    results = []
+    try:
+        for kind, split, only_ids in targets:
+            # after a budget stop the remaining splits still report what is left to do
+            results.append(await run.split(kind, split, only_ids=only_ids,
+                                           retry_failed=retry_failed))
+    finally:
+        await responder.aclose()
+    if results:
+        log_run(store, responder, config, _combine([r.summary for r in results]),
+                origin=origin, run_id=run_id)
+    return results
+
+
+
+def _resolve(manifest: Manifest | None, config: ResponderConfig | None,
+             responder: Responder | None) -> tuple[ResponderConfig, Responder]:
+    if config is None:
+        if manifest is None:
+            msg = "respond needs a manifest or a ResponderConfig"
+            raise ValueError(msg)
+        config = manifest.responder
+    if config.kind == "replay" and config.replay_file and manifest is not None:
+        replay = str(manifest.resolve(config.replay_file))
+        config = config.model_copy(update={"replay_file": replay})
+    if responder is None:
+        responder = make_responder(config, manifest=manifest)
+    return config, responder
+
+
+def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str, *,
+                  responder: Responder | None = None, config: ResponderConfig | None = None,
+                  only_ids: Iterable[str] | None = None, retry_failed: bool = False,
+                  progress: ProgressFn | None = None, budget: Budget | None = None,
+                  origin: str = "respond_split") -> dict[str, Any]:
+    """Answer every sample of one kind and split that has no accepted response yet.
+
+    Idempotent and resumable: a re-run skips answered samples, and paid answers come from
+    the cache. Samples with an open failure record are skipped unless `retry_failed`
+    (or named in `only_ids`); see `retry_failures`.
+
+    Args:
+        manifest: the build manifest (its `responder` section is the default config).
+        store: the dataset folder.
+        kind: sample kind (refA_sd, refA_md, refAB_sd, refAB_md).
+        split: split name (train, test, ...).
+        responder: a ready responder (default: built from the config).
+        config: responder settings (default: `manifest.responder`).
+        only_ids: restrict to these sample ids.
+        retry_failed: also redo samples with open failure records.
+        progress: called as progress(kind, split, done, total).
+        budget: a Budget shared by several calls (default: a new one with max_cost_usd).
+        origin: what ran it, written to the run log (logs/respond/<key>.jsonl).
+
+    Returns:
+        A small JSON-able summary: samples, already_done, todo, accepted, failed, remaining,
+        calls, cached, retries, rejected (by reason), flagged, errors (by kind),
+        prompt_tokens, completion_tokens, cost_usd, budget_reached, responses_path, ...
+    """
+    config, responder = _resolve(manifest, config, responder)
+    ids = set(only_ids) if only_ids is not None else None
+    results = _run_sync(_arun(store, responder, config, [(kind, split, ids)],
+                              retry_failed=retry_failed, progress=progress, budget=budget,
+                              origin=origin))
+    return results[0].summary
+
+
+def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = None,
+            splits: Iterable[str] | None = None, responder: Responder | None = None,
+            config: ResponderConfig | None = None, retry_failed: bool = False,
+            progress: ProgressFn | None = None, origin: str = "respond") -> dict[str, Any]:
+    """Run the stage over several kinds and splits with one responder and one budget; the
+    combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
+
+    Returns:
+        {"splits": [summary per split], "totals": summed counts, "budget_reached": bool}
+    """
+    config, responder = _resolve(manifest, config, responder)
+    kinds = list(kinds) if kinds is not None else manifest.kinds()
+    splits = list(splits) if splits is not None else manifest.splits()
+    targets = [(k, s, None) for k in kinds for s in splits
+               if store.samples_path(k, s).exists()]
+    results = _run_sync(_arun(store, responder, config, targets, retry_failed=retry_failed,
+                              progress=progress, budget=None, origin=origin))
+    return _combine([r.summary for r in results])
+
+
+def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, Any] = {}
+    for s in summaries:
+        for k, v in s.items():
+            if isinstance(v, bool) or k in ("elapsed_s",):
+                continue
+            if isinstance(v, (int, float)):
+                totals[k] = round(totals.get(k, 0) + v, 6)
+            elif isinstance(v, dict):
+                bucket = totals.setdefault(k, {})
+                for kk, vv in v.items():
+                    bucket[kk] = bucket.get(kk, 0) + vv
+    return {"splits": summaries, "totals": totals,
+            "budget_reached": any(s.get("budget_reached") for s in summaries)}
+
+
+def stage_respond(ctx: Any) -> dict[str, Any]:
+    """The build's respond stage (pipeline.build.STAGES): the manifest's responder over the
+    build's kinds and splits, with progress per kind/split.
+
+    Returns:
+        {"<kind>/<split>": {"done", "skipped", "failed", "samples", "calls", "cached",
+        "cost_usd"}, ..., "totals": the summed counts incl. "rejected" by reason and cost,
+        "budget_reached": bool}
+    """
+    progress = ctx.progress
+    started: set[str] = set()
+
+    def report(kind: str, split: str, done: int, total: int) -> None:
+        key = f"respond {kind}/{split}"
+        if key not in started:
+            started.add(key)
+            progress.start(key, total, f"respond {kind}/{split}")
+        elif done:
+            progress.advance(key, 1)
+
+    result = respond(ctx.manifest, ctx.store, kinds=ctx.kinds, splits=ctx.splits,
+                     progress=report, origin="build")
+    out: dict[str, Any] = {}
+    for s in result["splits"]:
+        out[f"{s['kind']}/{s['split']}"] = {
+            "done": s["accepted"], "skipped": s["already_done"] + s["skipped_open_failures"],
+            "failed": s["failed"], "samples": s["samples"], "calls": s["calls"],
+            "cached": s["cached"], "cost_usd": s["cost_usd"]}
+    out["totals"] = {**result["totals"], "done": result["totals"].get("accepted", 0),
+                     "skipped": result["totals"].get("already_done", 0)
+                     + result["totals"].get("skipped_open_failures", 0)}
+    if result["budget_reached"]:
+        out["totals"]["budget_reached"] = True
+        progress.message("respond: the budget (max_cost_usd) was reached; re-run to continue")
+    return out
