@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,10 @@ class _Run:
     def __init__(self, store: Store, responder: Responder, config: ResponderConfig,
                  progress: ProgressFn | None, budget: Budget | None) -> None:
         self.store = store
+        # set by `respond` (pipeline/respond/run.py): the build's process pool for local
+        # responders (pipeline/respond/local.py) and the detail subsets (pipeline/detail.py)
+        self.pool: Executor | None = None
+        self.subsets: dict[tuple[str, str], set[str] | None] = {}
         self.responder = responder
         self.config = config
         self.progress = progress
@@ -227,7 +232,9 @@ class _Run:
         t0 = time.monotonic()
         store, responder = self.store, self.responder
         samples_path = store.samples_path(kind, split)
-        samples = list(read_jsonl(samples_path, SampleRecord))
+        subset = self.subsets.get((kind, split))  # None: every sample gets an answer
+        samples = [s for s in read_jsonl(samples_path, SampleRecord)
+                   if subset is None or s.sample_id in subset]
         out_path = store.responses_path(responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
         version = self.config.prompt_version
@@ -254,8 +261,14 @@ class _Run:
             self._write_responder_info()
             instruction = load_instruction(kind, self.config.prompt_version)
             queue: asyncio.Queue[SampleRecord] = asyncio.Queue()
-            for s in todo:
-                queue.put_nowait(s)
+            if self.pool is not None and not responder.paid:  # local: over the pool
+                from pipeline.respond.local import run_local
+
+                run_local(self, self.pool, kind, split, todo, rel_out, retry_ids, counts,
+                          rejected, rejected_cached, flagged, result.finished, self.progress)
+            else:
+                for s in todo:
+                    queue.put_nowait(s)
             buffer: list[ResponseRecord] = []
             finished = [0]
 

@@ -5,8 +5,10 @@ code, combined summaries, one run-log line per run)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from pipeline.manifest import Manifest, ResponderConfig
@@ -20,6 +22,7 @@ from pipeline.store import Store
 __all__ = ["respond", "respond_split", "stage_respond"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -47,8 +50,11 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
-                run_id: str | None = None) -> list[_SplitResult]:
+                run_id: str | None = None, pool: Executor | None = None,
+                subsets: dict[tuple[str, str], set[str] | None] | None = None
+                ) -> list[_SplitResult]:
     run = _Run(store, responder, config, progress, budget)
+    run.pool, run.subsets = pool, dict(subsets or {})
     results = []
     try:
         for kind, split, only_ids in targets:
@@ -119,20 +125,33 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
 def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = None,
             splits: Iterable[str] | None = None, responder: Responder | None = None,
             config: ResponderConfig | None = None, retry_failed: bool = False,
-            progress: ProgressFn | None = None, origin: str = "respond") -> dict[str, Any]:
+            progress: ProgressFn | None = None, origin: str = "respond",
+            pool: Executor | None = None,
+            announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the stage over several kinds and splits with one responder and one budget; the
     combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
+
+    Only the samples of the manifest's `detail_counts` are asked (pipeline/detail.py). A
+    local responder (template, replay) runs over `pool` when one is given; a paid one first
+    announces the calls, tokens and USD expected (`announce`, default: the log).
 
     Returns:
         {"splits": [summary per split], "totals": summed counts, "budget_reached": bool}
     """
+    from pipeline.respond.estimate import announce_estimate, selection
+
     config, responder = _resolve(manifest, config, responder)
     kinds = list(kinds) if kinds is not None else manifest.kinds()
     splits = list(splits) if splits is not None else manifest.splits()
     targets = [(k, s, None) for k in kinds for s in splits
                if store.samples_path(k, s).exists()]
+    subsets = selection(manifest, store, [(k, s) for k, s, _ in targets])
+    if responder.paid:
+        announce_estimate(store, responder, config, subsets, targets,
+                          announce=announce or log.warning)
     results = _run_sync(_arun(store, responder, config, targets, retry_failed=retry_failed,
-                              progress=progress, budget=None, origin=origin))
+                              progress=progress, budget=None, origin=origin,
+                              pool=None if responder.paid else pool, subsets=subsets))
     return _combine([r.summary for r in results])
 
 
@@ -173,7 +192,8 @@ def stage_respond(ctx: Any) -> dict[str, Any]:
             progress.advance(key, 1)
 
     result = respond(ctx.manifest, ctx.store, kinds=ctx.kinds, splits=ctx.splits,
-                     progress=report, origin="build")
+                     progress=report, origin="build", pool=getattr(ctx, "executor", None),
+                     announce=lambda text: (progress.message(text), log.info(text)))
     out: dict[str, Any] = {}
     for s in result["splits"]:
         out[f"{s['kind']}/{s['split']}"] = {
