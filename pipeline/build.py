@@ -601,6 +601,8 @@ def run_build(
     removed = remove_stale_temp_files(ctx.store)
     if removed:
         log.info("removed %d temp files of an interrupted run", removed)
+    for kind, split in selected_splits(manifest, ctx.kinds, ctx.splits):
+        ctx.store.check_image_layout(kind, split)  # refuse the old flat image layout
     ctx.resume = Resume(ctx.store)
     with _pool(workers) as executor:
         ctx.executor = executor

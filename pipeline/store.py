@@ -7,7 +7,7 @@ Layout (all paths relative to the dataset root)::
     references/<ref_id>.png            resized references
     references.chunks/<chunk>.json     per-chunk ingest results (merged into references.jsonl)
     plans/<kind>/<split>.jsonl         SamplePlan per sample (written before any pixel work)
-    images/<kind>/<split>/<sample_id>_{A,B}.png
+    images/<kind>/<split>/<shard>/<sample_id>_{A,B}.png   shard: 2 hex of sha256(sample id)
     samples/<kind>/<split>.jsonl       SampleRecord per sample (plan order)
     samples/<kind>/<split>.chunks/     per-chunk synthesis results (merged into the above)
     responses/<responder>/<kind>/<split>.jsonl   accepted answers (ResponseRecord)
@@ -31,6 +31,7 @@ process is not seen by these helpers.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import tempfile
@@ -43,9 +44,9 @@ from pydantic import BaseModel
 
 from pipeline.records import FailureRecord
 
-__all__ = ["FILE_MODE", "LOGS_DIR", "JsonListWriter", "Store", "append_jsonl", "atomic_json_list",
+__all__ = ["FILE_MODE", "LOGS_DIR", "JsonListWriter", "LayoutError", "Store", "append_jsonl", "atomic_json_list",
            "atomic_write_bytes", "atomic_write_json", "atomic_write_jsonl", "atomic_writer",
-           "dump_json_list", "read_jsonl"]
+           "dump_json_list", "image_shard", "read_jsonl"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -223,6 +224,15 @@ def read_jsonl(path: Path, model: type[M] | None = None) -> Iterator[Any]:
             yield model.model_validate(obj) if model is not None else obj
 
 
+def image_shard(sample_id: str) -> str:
+    """The shard folder of a sample's images: the first two hex digits of sha256(id)."""
+    return hashlib.sha256(sample_id.encode()).hexdigest()[:2]
+
+
+class LayoutError(ValueError):
+    """A dataset folder written in a layout this version does not continue."""
+
+
 class Store:
     """Paths and I/O of one dataset folder."""
 
@@ -246,6 +256,31 @@ class Store:
 
     def image_dir(self, kind: str, split: str) -> Path:
         return self.root / "images" / kind / split
+
+    def image_path(self, kind: str, split: str, sample_id: str, side: str) -> Path:
+        """Where image `side` ("A", "B") of a sample is written: in one of 256 shard folders
+        of its kind and split, named by the first two hex digits of sha256(sample id), so
+        no folder holds more than ~1/256 of a split and a sample's folder never changes."""
+        return self.image_dir(kind, split) / image_shard(sample_id) / f"{sample_id}_{side}.png"
+
+    def check_image_layout(self, kind: str, split: str) -> None:
+        """Refuse a split whose images are in the flat layout of older versions
+        (images/<kind>/<split>/<id>_A.png): a build over it would leave them orphaned.
+
+        Raises:
+            LayoutError: naming the folder and what to do.
+        """
+        folder = self.image_dir(kind, split)
+        if not folder.is_dir():
+            return
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_file() and entry.name.endswith(".png"):
+                    msg = (f"{folder}: images in the old flat layout (<id>_A.png directly in "
+                           f"the split's folder); this dqgen writes them in shard folders "
+                           f"(docs/scale.md). Build into a new folder, or rebuild this split "
+                           f"with `dqgen regenerate MANIFEST --kind {kind} --split {split}`")
+                    raise LayoutError(msg)
 
     def samples_path(self, kind: str, split: str) -> Path:
         return self.root / "samples" / kind / f"{split}.jsonl"

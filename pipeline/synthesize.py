@@ -1,7 +1,7 @@
 """Synthesis: render the planned images, judge pairs, and write sample records.
 
 Reads `plans/<kind>/<split>.jsonl`, `references.jsonl` and `references/<ref_id>.png`;
-writes `images/<kind>/<split>/<sample_id>_{A,B}.png`, chunk result files
+writes `images/<kind>/<split>/<shard>/<sample_id>_{A,B}.png` (Store.image_path), chunk result files
 `samples/<kind>/<split>.chunks/<chunk:05d>.json`, and, when every chunk of a split is done,
 `samples/<kind>/<split>.jsonl` (one `SampleRecord` per sample, plan order) plus the
 deterministic failure logs `failures/synthesize.jsonl` and `failures/judge.jsonl`.
@@ -73,7 +73,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SYNTH_VERSION = "1"  # bump when rendering or record layout changes (invalidates chunks)
+SYNTH_VERSION = "2"  # bump when rendering or record layout changes (invalidates chunks)
+# 2: images in shard folders (Store.image_path)
 
 
 # --------------------------------------------------------------------------- layout
@@ -175,7 +176,7 @@ def _render_sample(manifest: Manifest, store: Store, plan: SamplePlan, ref: Refe
     for side, (_, notes) in images.items():
         planned = planned_of[side]
         if side in encoded:
-            out = store.image_dir(plan.kind, plan.split) / f"{plan.sample_id}_{side}.png"
+            out = store.image_path(plan.kind, plan.split, plan.sample_id, side)
             atomic_write_bytes(out, encoded[side])
             infos[side] = ImageInfo(path=store.rel(out),
                                     sha256=hashlib.sha256(encoded[side]).hexdigest(),

@@ -101,7 +101,7 @@ def test_regenerate_reproduces_a_split_byte_for_byte(built: Path, manifest_path:
                                                      tmp_path: Path) -> None:
     out = tmp_path / "ds"
     shutil.copytree(built, out)
-    images = sorted((out / "images/refAB_sd/train").glob("*.png"))
+    images = sorted((out / "images/refAB_sd/train").rglob("*.png"))
     images[0].write_bytes(b"damaged")
     (out / "samples/refAB_sd/train.chunks/00000.json").unlink()
     (out / "samples/refAB_sd/train.jsonl").write_text("")

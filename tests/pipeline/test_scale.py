@@ -128,3 +128,23 @@ def test_a_no_op_rerun_writes_nothing_outside_logs(detail_builds: dict[int, Path
     after = _files(root)
     assert after["plans/refA_sd/train.jsonl"] == before["plans/refA_sd/train.jsonl"]
     assert len(json.loads(tasks_file.read_text())) == 4
+
+
+def test_images_are_sharded_and_the_old_flat_layout_is_refused(
+        detail_builds: dict[int, Path], tmp_path: Path) -> None:
+    from pipeline.store import LayoutError, image_shard
+
+    store = Store(detail_builds[1])
+    for row in read_jsonl(store.samples_path("refAB_sd", "train")):
+        for side in ("image_A", "image_B"):
+            rel = row[side]["path"]
+            if rel.startswith("images/"):  # clean images reuse the reference file
+                assert rel == f"images/refAB_sd/train/{image_shard(row['sample_id'])}/" \
+                              f"{row['sample_id']}_{side[-1]}.png"
+                assert (store.root / rel).is_file()
+    old = Store(tmp_path / "old")
+    (old.image_dir("refA_sd", "train")).mkdir(parents=True)
+    (old.image_dir("refA_sd", "train") / "refA_sd-train-x-000_A.png").write_bytes(b"png")
+    with pytest.raises(LayoutError, match="old flat layout.*dqgen regenerate"):
+        old.check_image_layout("refA_sd", "train")
+    old.check_image_layout("refA_md", "train")  # no folder: nothing to refuse
