@@ -148,3 +148,33 @@ def test_images_are_sharded_and_the_old_flat_layout_is_refused(
     with pytest.raises(LayoutError, match="old flat layout.*dqgen regenerate"):
         old.check_image_layout("refA_sd", "train")
     old.check_image_layout("refA_md", "train")  # no folder: nothing to refuse
+
+
+def test_paid_respond_asks_only_the_subset_and_announces_the_cost_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.respond import respond
+    from tests.support.fake_openai import FakeOpenAI
+    from tests.support.respond_samples import fast_openai_config, make_samples
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    recs = make_samples(tmp_path, "refA_sd", "train", 6)
+    store = Store(tmp_path)
+    lines: list[tuple[str, int]] = []
+    with FakeOpenAI() as srv:
+        cfg = fast_openai_config(srv.base_url, "gpt-4o", concurrency=2)
+        m = Manifest(name="t", seed=3, counts={"refA_sd": {"train": 6}},
+                     detail_counts={"refA_sd": {"train": 2}}, responder=cfg)
+        subset = detail_subset(m, "refA_sd", "train", [r.sample_id for r in recs])
+        out = respond(m, store, config=cfg,
+                      announce=lambda text: lines.append((text, srv.chat_calls)))
+        assert srv.chat_calls == 2 and out["totals"]["accepted"] == 2
+        answered = {r["sample_id"] for r in read_jsonl(
+            store.responses_path("openai--gpt-4o", "refA_sd", "train"))}
+        assert answered == subset
+        assert len(lines) == 1 and lines[0][1] == 0  # printed before the first call
+        text = lines[0][0]
+        assert text.startswith("respond: 2 calls expected to gpt-4o") and "$" in text
+        # nothing left to ask: no line, no call
+        lines.clear()
+        respond(m, store, config=cfg, announce=lambda text: lines.append((text, 0)))
+        assert not lines and srv.chat_calls == 2
