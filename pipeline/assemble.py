@@ -74,6 +74,7 @@ __all__ = [
     "dump_task_file",
     "ground_truth_phrase",
     "identification_record",
+    "iter_task_file",
     "load_pools",
     "noref_detail_record",
     "pair_from_sample",
@@ -449,6 +450,24 @@ def read_task_file(path: Path) -> list[dict[str, Any]]:
         msg = f"{path}: a task file must hold a JSON list, got {type(data).__name__}"
         raise ValueError(msg)
     return data
+
+
+def iter_task_file(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a task file one at a time, without holding the file: the layout
+    `dump_task_file` writes (``[``, one record per line, ``]``) is read line by line; any
+    other JSON list is read whole (`read_task_file`)."""
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+        if first.strip() == "[]" and not f.read().strip():
+            return
+        if first != "[\n":
+            yield from read_task_file(path)
+            return
+        for line in f:
+            line = line.rstrip("\n")
+            if line == "]":
+                return
+            yield json.loads(line.removesuffix(","))
 
 
 def pairs_path(store: Store, source: str, split: str) -> Path:

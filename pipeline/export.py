@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.assemble import TASK_NAMES, dump_task_file, read_task_file
+from pipeline.assemble import TASK_NAMES, dump_task_file, iter_task_file
 from pipeline.schema import IMAGE_TOKEN, validate_task_record
-from pipeline.store import Store, atomic_write_bytes, atomic_write_json
+from pipeline.store import Store, atomic_write_json, atomic_write_jsonl
 
 __all__ = [
     "FORMATS",
@@ -199,30 +199,38 @@ def export_tasks(store: Store, fmt: str, *, dest: Path | None = None,
     written: dict[str, int] = {}
     dataset_info: dict[str, Any] = {}
     for task, split, path in files:
-        records = read_task_file(path)
-        if validate:
-            for rec in records:
-                validate_task_record(rec, split)
+        n = [0]
+
+        def records(path: Path = path, split: str = split, n: list[int] = n
+                    ) -> Iterator[dict[str, Any]]:
+            # streamed: a task file is never held whole (parquet collects its records)
+            for rec in iter_task_file(path):
+                if validate:
+                    validate_task_record(rec, split)
+                n[0] += 1
+                yield rec
+
         if fmt == "depictqa":
             target = out_dir / task / f"{split}.json"
+            for _ in records():  # validate and count
+                pass
             if target.resolve() != path.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
         elif fmt == "jsonl":
             target = out_dir / task / f"{split}.jsonl"
-            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-            atomic_write_bytes(target, text.encode("utf-8"))
+            atomic_write_jsonl(target, records())
         elif fmt == "llava":
             target = out_dir / task / f"{split}.json"
-            dump_task_file(target, [to_llava(r) for r in records])
+            dump_task_file(target, (to_llava(r) for r in records()))
         elif fmt == "sharegpt":
             target = out_dir / f"{task}_{split}.json"
-            dump_task_file(target, [to_sharegpt(r) for r in records])
+            dump_task_file(target, (to_sharegpt(r) for r in records()))
             dataset_info[f"dqgen_{task}_{split}"] = _dataset_info_entry(target.name)
         else:
             target = out_dir / task / f"{split}.parquet"
-            _write_parquet(target, records)
-        written[target.relative_to(out_dir).as_posix()] = len(records)
+            _write_parquet(target, list(records()))
+        written[target.relative_to(out_dir).as_posix()] = n[0]
     if fmt == "sharegpt":
         atomic_write_json(out_dir / "dataset_info.json", dataset_info)
     return {"format": fmt, "dest": str(out_dir), "files": written,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.assemble import iter_task_file
 from pipeline.build import run_build
 from pipeline.detail import detail_subset
 from pipeline.manifest import Manifest
@@ -58,6 +59,7 @@ def test_streaming_writers_write_the_bytes_of_json_dumps(tmp_path: Path, records
     expected = ("[\n" + body + "\n]\n" if records else "[]\n").encode()
     assert path.read_bytes() == expected == dump_json_list(records)
     assert json.loads(path.read_text(encoding="utf-8")) == records
+    assert list(iter_task_file(path)) == records  # the streaming reader
     # JSON Lines from a generator; rewriting the same rows keeps the file (and its mtime)
     jl = tmp_path / "r.jsonl"
     assert atomic_write_jsonl(jl, (r for r in records)) == len(records)
