@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Set-up prints our own lines and real errors only: a step's output is kept in a temporary
+# file and shown only when the step fails (apt's debconf notes, pip's notices otherwise).
+quiet() {
+    local log rc=0; log=$(mktemp)
+    "$@" >"$log" 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ]; then rm -f "$log"; return 0; fi
+    echo "setup: failed: $*" >&2; cat "$log" >&2; rm -f "$log"
+    return $rc
+}
+
 have_magickwand() {
     ldconfig -p 2>/dev/null | grep -q 'libMagickWand' && return 0
     [ -n "${MAGICK_HOME:-}" ] && return 0
@@ -15,8 +25,8 @@ if ! have_magickwand; then
     if command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing ImageMagick (libmagickwand) for Wand" >&2
         SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        $SUDO apt-get update -qq
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmagickwand-6.q16-6 >/dev/null
+        quiet $SUDO apt-get update -qq
+        quiet $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmagickwand-6.q16-6
     elif command -v brew >/dev/null 2>&1; then
         echo "setup: installing ImageMagick for Wand (brew)" >&2
         brew install imagemagick
@@ -29,12 +39,18 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+PIP=".venv/bin/python -m pip install -q --disable-pip-version-check"
+quiet $PIP --upgrade pip
+# PYTHONWARNINGS: setuptools' "Editable installation ... !!" banner is a warning of the
+# build backend about our flat layout (the repository root holds the packages); nothing
+# to act on.
 if [ "${1:-}" = "--dev" ]; then
+    echo "setup: installing dqgen with the test extras into .venv (torch CPU wheel first)" >&2
     # The pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
-    .venv/bin/python -m pip install -q torch==2.13.0
-    .venv/bin/python -m pip install -q -e ".[dev,train]"
+    quiet $PIP torch==2.13.0
+    quiet env PYTHONWARNINGS=ignore $PIP -e ".[dev,train]"
 else
-    .venv/bin/python -m pip install -q -e .
+    echo "setup: installing dqgen into .venv" >&2
+    quiet env PYTHONWARNINGS=ignore $PIP -e .
 fi
 echo "setup: ready (.venv/bin/dqgen)" >&2

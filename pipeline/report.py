@@ -9,7 +9,7 @@ summary files when there is no log) and writes::
     report/figures/categories.png    distortion categories per sample kind
     report/figures/severities.png    severity histogram per sample kind
     report/figures/response_length.png   words per accepted response, per kind
-    report/contact_sheet.png         seeded random samples: images, labels, first answer line
+    report/contact_sheet.png         seeded random samples: images, labels, the answer's telling sentences
 
 Only matplotlib's object-oriented API on the Agg canvas is used (no pyplot state), so the
 report renders headless and in threads. Everything is recomputed on each run (idempotent);
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -410,11 +411,39 @@ def _label(distortions: list[Any]) -> str:
     return " + ".join(f"{d.name} s{d.severity}" for d in distortions)
 
 
-def _first_line(text: str, width: int = 46) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    sentence = line.split(". ")[0].rstrip(".") + "."
-    lines = textwrap.wrap(sentence, width)[:3]
-    if len(textwrap.wrap(sentence, width)) > 3:
+def _sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def telling_sentences(text: str, sample: SampleRecord) -> list[str]:
+    """The sentences of an answer that say something about quality: the first that names
+    a true distortion category of the sample (synonym table of the validator) and, for a
+    pair, the first that gives the verdict. A clean single image falls back to the last
+    sentence (the overall judgement), never to the scene description that opens answers."""
+    from pipeline.validate import mentions_category, parse_verdict
+
+    sentences = _sentences(text)
+    if not sentences:
+        return []
+    categories = [d.category for img in (sample.image_A, sample.image_B) if img is not None
+                  for d in img.distortions]
+    chosen: list[str] = []
+    naming = next((t for t in sentences if any(mentions_category(t, c) for c in categories)),
+                  None)
+    if naming is not None:
+        chosen.append(naming)
+    if sample.image_B is not None:
+        verdict = next((t for t in sentences if parse_verdict(t) is not None), None)
+        if verdict is not None and verdict not in chosen:
+            chosen.append(verdict)
+    return chosen or [sentences[-1]]
+
+
+def _caption(text: str, sample: SampleRecord, width: int = 60, max_lines: int = 4) -> str:
+    lines = textwrap.wrap(" ".join(telling_sentences(text, sample)), width)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
         lines[-1] = lines[-1][: width - 3] + "..."
     return "\n".join(lines)
 
@@ -496,7 +525,8 @@ def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
         label = "\n".join(lines)
         ax.set_title(label, fontsize=7, loc="left")
         answer = answers.get(s.sample_id)
-        caption = _first_line(answer) if answer else f"brief: {short_answer(s.image_A.distortions)}"
+        caption = (_caption(answer, s) if answer
+                   else f"brief: {short_answer(s.image_A.distortions)}")
         ax.set_xlabel(caption, fontsize=7, loc="left")
     _save(fig, path)
     return [s.sample_id for s in chosen]
@@ -629,8 +659,8 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
             *_run_lines(stats), ""]
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
-            "distortions with severities, and the first line of the accepted answer (or the "
-            "brief answer when there is none).", "", "![contact sheet](contact_sheet.png)", ""]
+            "distortions with severities, and the sentences of the accepted answer that name "
+            "the distortion and give the verdict (or the brief answer when there is none).", "", "![contact sheet](contact_sheet.png)", ""]
     return "\n".join(out)
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 
-__all__ = ["app", "console", "fail", "load_manifest_or_demo", "split_list"]
+__all__ = ["JSON_HELP", "app", "console", "dataset_dir", "emit", "fail",
+           "load_manifest_or_demo", "split_list", "stdout_console"]
+
+JSON_HELP = "Print the result as JSON on stdout instead of a table."
 
 app = typer.Typer(
     name="dqgen",
@@ -23,7 +28,28 @@ app = typer.Typer(
     # line breaks and wrapped each line again); `code` spans render as code.
     rich_markup_mode="markdown",
 )
+# Output streams, one rule for every command: results (tables, JSON) go to stdout;
+# progress bars, notes, warnings and errors go to stderr (`console`), so
+# `dqgen build ... > summary.txt` keeps the summary and a pipe reads only results.
 console = Console(stderr=True)
+
+
+def stdout_console() -> Console:
+    """The console for results. In a terminal it wraps to the terminal's width; in a pipe
+    or a file tables are printed whole (no 80-column cut, no ellipsis), one row a line."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(file=sys.stdout, width=10_000, no_color=True, highlight=False)
+
+
+def emit(renderable: RenderableType, data: Any, as_json: bool) -> None:
+    """Print a command's result: `data` as JSON (with --json) or `renderable` (a Rich
+    table), both on stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        stdout_console().print(renderable)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -53,6 +79,20 @@ def _root(
             os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 
 
+DATASET_MARKERS = ("manifest.lock.json", "references.jsonl", "samples", "labels", "tasks")
+
+
+def dataset_dir(path: Path) -> Path:
+    """`path` if it is a dqgen dataset folder (one of DATASET_MARKERS inside), else the
+    standard one-line error. Every command that takes a dataset folder checks it here."""
+    if not path.is_dir():
+        fail(f"{path}: not a dataset folder (no such folder)")
+    if not any((path / marker).exists() for marker in DATASET_MARKERS):
+        fail(f"{path}: not a dataset folder (none of {', '.join(DATASET_MARKERS)} in it; "
+             "build one with `dqgen build`)")
+    return path
+
+
 def split_list(values: list[str] | None) -> list[str] | None:
     """Accept both `--kinds a --kinds b` and `--kinds a,b` (None when nothing was given)."""
     if not values:
@@ -77,3 +117,43 @@ def version() -> None:
     from pipeline import __version__
 
     print(__version__)
+
+
+def _house_style() -> None:
+    """One help style for every command (typer's defaults mix `<bool>`, `<list[str]>` and
+    `{manifest}`): flags show no type, values show one upper-case word (PATH, INTEGER,
+    TEXT, LIST, FLOAT or the choices), arguments are upper case in the usage line
+    (`MANIFEST` when required, `[MANIFEST]` when optional), as click writes them."""
+    from typer import core
+
+    def value_word(param: Any, ctx: Any) -> str | None:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            return None
+        if param.metavar is not None:
+            return param.metavar
+        label = core._TyperParameter.display_type(param, ctx).strip("<>")
+        if label.startswith("list["):
+            return "LIST"
+        if label.endswith(" range"):
+            label = label[: -len(" range")]
+        words = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "bool": "BOOLEAN",
+                 "path": "PATH", "file": "FILE", "directory": "DIR"}
+        return words.get(label, label)
+
+    def argument_name(self: Any) -> str:
+        return self.metavar if self.metavar is not None else self.name.upper()
+
+    def usage_name(self: Any) -> str:
+        name = argument_name(self)
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    if hasattr(core, "_TyperParameter") and hasattr(core._TyperParameter, "display_type"):
+        core.TyperOption.display_type_rich = value_word  # type: ignore[method-assign]
+        core.TyperArgument.display_type_rich = value_word  # type: ignore[method-assign]
+    if hasattr(core.TyperArgument, "_usage_display_name"):
+        core.TyperArgument.display_name_raw = property(argument_name)  # type: ignore[assignment]
+        core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_house_style()

@@ -9,7 +9,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail, load_manifest_or_demo, split_list
+from pipeline.cli._app import (
+    JSON_HELP, app, console, emit, fail, load_manifest_or_demo, split_list,
+)
 
 __all__ = ["DEMO_MANIFEST", "build", "judge", "regenerate"]
 
@@ -58,6 +60,16 @@ def _run_bare(manifest: Any, **kwargs: Any) -> dict[str, Any]:
 
     with RichProgress(console) as progress:
         return run_build(manifest, progress=progress, **kwargs)
+
+
+def _require_dask() -> None:
+    """Refuse a missing dask extra at once, naming the install command."""
+    from flows.runners import DaskNotInstalledError, dask_modules
+
+    try:
+        dask_modules()
+    except DaskNotInstalledError as err:
+        fail(str(err))
 
 
 def _run_prefect(manifest: Any, **kwargs: Any) -> dict[str, Any]:
@@ -109,6 +121,7 @@ def build(
                                      help="Scheduler of an existing Dask cluster, e.g. "
                                           "tcp://10.0.0.5:8786 (implies --runner dask).",
                                      show_default=False),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Build a dataset: ingest, plan, synthesise, judge, respond, assemble, report, lock.
 
@@ -124,6 +137,8 @@ def build(
 
     if dask_address:
         runner = "dask"
+    if prefect and runner == "dask":
+        _require_dask()  # before Prefect's temporary server starts (seconds)
     if prefect:
         kw.update(runner=runner, dask_address=dask_address)
     elif runner != "threads":
@@ -133,7 +148,7 @@ def build(
         summary = (_run_prefect if prefect else _run_bare)(m, **kw)
     except (ValueError, FileNotFoundError, ManifestError, JudgeError) as err:
         fail(str(err))  # user errors (ManifestError is a ValueError): a message, exit 2
-    console.print(_summary_table(f"dqgen build {m.name}", summary))
+    emit(_summary_table(f"dqgen build {m.name}", summary), summary, as_json)
     _failure_note(summary["output"])
     console.print(f"[green]done[/] in {time.perf_counter() - started:.1f} s: "
                   f"{summary['output']}", highlight=False)
@@ -147,6 +162,7 @@ def regenerate(
     split: str = typer.Option(..., "--split", "-s", help="Split, e.g. train or test."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes."),
     out: Path = typer.Option(None, "--out", "-o", help=_OUT_HELP, show_default=False),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Delete and rebuild one kind/split (plan, images, samples), byte-identical to the first.
 
@@ -164,8 +180,8 @@ def regenerate(
                                        progress=progress)
     except (ValueError, FileNotFoundError, JudgeError) as err:
         fail(str(err))
-    console.print(_summary_table(f"dqgen regenerate {kind}/{split}",
-                                 {"synthesize": summary["synthesize"]}))
+    emit(_summary_table(f"dqgen regenerate {kind}/{split}",
+                        {"synthesize": summary["synthesize"]}), summary, as_json)
     console.print(f"[green]done[/] in {time.perf_counter() - started:.1f} s: "
                   f"{summary['output']}", highlight=False)
 
@@ -177,6 +193,7 @@ def judge(
                                     help="refAB kinds to re-judge (default: all)."),
     splits: list[str] = typer.Option(None, "--splits", "-s", help="Splits (default: all)."),
     out: Path = typer.Option(None, "--out", "-o", help=_OUT_HELP, show_default=False),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Re-judge the pairs of a built dataset with the manifest's judge (e.g. after changing it)."""
     from pipeline.build import judge_dataset
@@ -196,4 +213,4 @@ def judge(
     for key, row in summary.items():
         if key != "lock":
             table.add_row(key, str(row["judged"]), str(row["failed"]))
-    console.print(table)
+    emit(table, summary, as_json)

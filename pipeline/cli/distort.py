@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail
+from pipeline.cli._app import JSON_HELP, app, console, emit, fail
 
 __all__ = ["distort", "distort_grid", "format_params", "list_distortions", "render_grid"]
 
@@ -33,18 +32,23 @@ _LABEL_W = 250
 _HEADER_H = 22
 
 
-def format_params(row: Any) -> str:
-    """A table row as short text: `5` for one field, `radius=5 sigma=3` for several."""
+def param_fields(row: Any) -> dict[str, Any] | None:
+    """The named fields of one severity's parameters (None for a bare value)."""
     if hasattr(row, "_asdict"):
-        fields = dict(row._asdict())
-    elif dataclasses.is_dataclass(row) and not isinstance(row, type):
-        fields = dataclasses.asdict(row)
-    elif isinstance(row, dict):
-        fields = dict(row)
-    else:
+        return dict(row._asdict())
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        return dataclasses.asdict(row)
+    if isinstance(row, dict):
+        return dict(row)
+    return None
+
+
+def format_params(row: Any) -> str:
+    """A table row as short text, every value with its field name: `sigma=1`,
+    `radius=5 sigma=3`."""
+    fields = param_fields(row)
+    if fields is None:
         return _fmt(row)
-    if len(fields) == 1:
-        return _fmt(next(iter(fields.values())))
     return " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
 
 
@@ -109,11 +113,45 @@ def _parse_severity(text: str) -> int:
     return int(value)
 
 
-@app.command("distortions")
-def list_distortions() -> None:
-    """List the 35 distortions: category, parameters per severity 1..5, and whether random."""
+def distortion_rows() -> list[dict[str, Any]]:
+    """One dict per distortion: name, category, random, and the named parameters of each
+    severity 1..5 (what `dqgen distortions --json` prints)."""
     import distortions
 
+    rows = []
+    for name in distortions.names():
+        spec = distortions.REGISTRY[name]
+        rows.append({"name": name, "category": spec.category, "random": bool(spec.random),
+                     "severities": {str(i): (param_fields(row) or {"value": row})
+                                    for i, row in enumerate(spec.table, start=1)}})
+    return rows
+
+
+def distortions_markdown() -> str:
+    """The parameter table as Markdown (docs/distortions.md embeds it; a test keeps the
+    two equal, so the docs follow the code)."""
+    lines = ["| name | category | severity 1 | severity 2 | severity 3 | severity 4 | "
+             "severity 5 | random |", "|---|---|---|---|---|---|---|---|"]
+    for row in distortion_rows():
+        cells = [" ".join(f"{k}={_fmt(v)}" for k, v in p.items())
+                 for p in row["severities"].values()]
+        lines.append(f"| `{row['name']}` | {row['category']} | " + " | ".join(cells)
+                     + f" | {'yes' if row['random'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+@app.command("distortions")
+def list_distortions(
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    markdown: bool = typer.Option(False, "--markdown",
+                                  help="Print the table as Markdown (as in docs/distortions.md)."),
+) -> None:
+    """List the 35 distortions: category, named parameters per severity 1..5, whether random."""
+    import distortions
+
+    if markdown:
+        print(distortions_markdown(), end="")
+        return
     names = distortions.names()
     n_cats = len({distortions.REGISTRY[n].category for n in names})
     title = f"DQ-495K distortions ({len(names)} in {n_cats} categories)"
@@ -131,7 +169,7 @@ def list_distortions() -> None:
             *(format_params(row) for row in spec.table),
             "yes" if spec.random else "no",
         )
-    Console(width=max(160, Console().width)).print(table)
+    emit(table, distortion_rows(), as_json)
 
 
 @app.command("distort")

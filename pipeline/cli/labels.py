@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from pipeline.cli._app import app, console, fail, split_list
+from pipeline.cli._app import JSON_HELP, app, console, emit, fail, split_list
 
 __all__ = ["labels_app", "labels_help"]
 
@@ -46,6 +46,7 @@ def list_datasets(
     layout: bool = typer.Option(
         False, "--layout", help="Also show the folder layout each expects."
     ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the supported datasets with their kind, default split rule, margin and pair cap."""
     from pipeline.labels import ADAPTERS, adapter_names
@@ -68,7 +69,11 @@ def list_datasets(
             spec.rule,
         ]
         table.add_row(*row, *([spec.layout] if layout else []))
-    console.print(table)
+    data = [{"name": name, "dataset": ADAPTERS[name].title, "kind": ADAPTERS[name].kind,
+             "split": ADAPTERS[name].split, "margin": ADAPTERS[name].margin,
+             "max_pairs": ADAPTERS[name].max_pairs, "normalisation": ADAPTERS[name].rule,
+             "layout": ADAPTERS[name].layout} for name in adapter_names()]
+    emit(table, data, as_json)
 
 
 @labels_app.command("check")
@@ -130,6 +135,7 @@ def build(
     tasks: bool = typer.Option(
         True, "--tasks/--no-tasks", help="Also write the refAB_brief / AB_brief task files."
     ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Read a manifest's human-labelled sources: records, splits, pairs, brief comparison tasks.
 
@@ -175,7 +181,7 @@ def build(
             f"{s['margin']:g}",
             _fmt(s["failures"]) or "0",
         )
-    console.print(table)
+    emit(table, result, as_json)
     if tasks:
         from pipeline.assemble import assemble_tasks
 

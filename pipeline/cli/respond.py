@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich import box
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail, split_list
+from pipeline.cli._app import JSON_HELP, app, console, dataset_dir, emit, fail, split_list
 
 __all__ = ["respond_cmd", "retry_failures_cmd", "summary_line", "summary_table"]
 
@@ -84,12 +84,12 @@ def respond_cmd(
     manifest: Path = typer.Argument(
         ..., help="Build manifest (YAML), e.g. data_manifest/demo.yaml."),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="Dataset folder (default: the manifest's output)."),
+        None, "--out", "-o", help="Dataset folder (default: the manifest's output)."),
     kinds: Optional[list[str]] = typer.Option(
-        None, "--kinds",
+        None, "--kinds", "-k",
         help="Sample kinds to answer (repeat or comma-separate; default: all in the manifest)."),
     splits: Optional[list[str]] = typer.Option(
-        None, "--splits", help="Splits to answer (repeat or comma-separate; default: all)."),
+        None, "--splits", "-s", help="Splits to answer (repeat or comma-separate; default: all)."),
     responder: Optional[str] = typer.Option(
         None, "--responder",
         help="template | openai | replay (default: the manifest's responder.kind)."),
@@ -110,6 +110,7 @@ def respond_cmd(
         None, "--replay-file",
         help="Answers to replay: a responses JSONL of another build, or a JSON/YAML map "
         "{sample_id: text} (sets responder.replay_file; implies --responder replay)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Ask the responder for the detail answers of every refA/refAB sample not answered yet.
 
@@ -160,7 +161,7 @@ def respond_cmd(
                              retry_failed=retry_failed, progress=bars, origin="dqgen respond")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
-    console.print(summary_table(f"dqgen respond {m.name} ({config.kind})", result))
+    emit(summary_table(f"dqgen respond {m.name} ({config.kind})", result), result, as_json)
     console.print(summary_line(result), highlight=False)
     _notes(result, store.root)
 
@@ -168,6 +169,7 @@ def respond_cmd(
 @app.command("retry-failures")
 def retry_failures_cmd(
     directory: Path = typer.Argument(..., help="Dataset folder with failures/respond.jsonl."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Re-run exactly the samples listed in failures/respond.jsonl, with the responder
     settings they were first run with (`responses/<key>/responder.json`).
@@ -179,7 +181,7 @@ def retry_failures_cmd(
     from pipeline.respond import retry_failures
     from pipeline.store import Store
 
-    store = Store(directory)
+    store = Store(dataset_dir(directory))
     if not store.failures_path("respond").exists() or not store.failures("respond"):
         console.print(f"no open respond failures in {directory}", highlight=False)
         return
@@ -189,7 +191,7 @@ def retry_failures_cmd(
             result = retry_failures(directory, progress=bars, origin="dqgen retry-failures")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
-    console.print(summary_table(f"dqgen retry-failures {directory}", result))
+    emit(summary_table(f"dqgen retry-failures {directory}", result), result, as_json)
     console.print(summary_line(result), highlight=False)
     console.print(f"retried {result['retried']} sample(s); {result['still_failing']} still "
                   f"failing", highlight=False)

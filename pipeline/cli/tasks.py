@@ -9,7 +9,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail, load_manifest_or_demo, split_list
+from pipeline.cli._app import (
+    JSON_HELP, app, console, dataset_dir, emit, fail, load_manifest_or_demo, split_list,
+)
 
 __all__ = ["assemble", "export", "report"]
 
@@ -32,21 +34,15 @@ def _manifest_from_lock(root: Path) -> Any:
         return None
 
 
-def _dataset_dir(path: Path) -> Path:
-    if not path.is_dir():
-        fail(f"{path}: not a dataset folder")
-    return path
-
-
 @app.command("assemble")
 def assemble(
     manifest: Path = typer.Argument(None, help="Build manifest (YAML). Default: the embedded "
                                     "demo, data_manifest/demo.yaml.", show_default=False),
-    out: Path = typer.Option(None, "--out", help="Dataset folder (default: the manifest's "
+    out: Path = typer.Option(None, "--out", "-o", help="Dataset folder (default: the manifest's "
                              "`output`)."),
-    kinds: list[str] = typer.Option(None, "--kinds", help="Sample kinds to read (repeat or "
+    kinds: list[str] = typer.Option(None, "--kinds", "-k", help="Sample kinds to read (repeat or "
                                     "comma-separate). Default: all in the manifest."),
-    splits: list[str] = typer.Option(None, "--splits", help="Splits to write. Default: all."),
+    splits: list[str] = typer.Option(None, "--splits", "-s", help="Splits to write. Default: all."),
     tasks: list[str] = typer.Option(None, "--tasks", help="Task names to write, e.g. "
                                     "A_brief_sd. Default: all fourteen."),
     export_formats: list[str] = typer.Option(None, "--export", help="Also export in these "
@@ -57,6 +53,7 @@ def assemble(
                                       "e.g. template or openai--gpt-4o (default: the "
                                       "manifest's responder; sets tasks.responder_key).",
                                       show_default=False),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write the DepictQA task files `tasks/<task>/<split>.json`.
 
@@ -96,7 +93,7 @@ def assemble(
         table.add_column(s, justify="right")
     for task, per_split in summary["tasks"].items():
         table.add_row(task, *(str(per_split.get(s, "")) for s in splits_seen))
-    console.print(table)
+    emit(table, summary, as_json)
     for label in ("skipped", "dropped", "filtered"):
         if summary[label]:
             items = ", ".join(f"{k} {v}" for k, v in sorted(summary[label].items()))
@@ -122,7 +119,7 @@ def export(
     from pipeline.export import export_tasks
     from pipeline.store import Store
 
-    store = Store(_dataset_dir(dataset))
+    store = Store(dataset_dir(dataset))
     chosen = split_list(formats) or ["depictqa"]
     bad = [f for f in chosen if f not in _EXPORT_FORMATS]
     if bad:
@@ -149,7 +146,7 @@ def report(
     from pipeline.report import write_report
     from pipeline.store import Store
 
-    root = _dataset_dir(dataset)
+    root = dataset_dir(dataset)
     m = load_manifest_or_demo(manifest) if manifest is not None else _manifest_from_lock(root)
     try:
         result = write_report(m, Store(root))

@@ -45,8 +45,29 @@ def test_distortions_lists_every_name_with_parameters() -> None:
     for name in distortions.names():
         assert distortions.REGISTRY[name].category in res.output
     assert "sev 5" in res.output and "random" in res.output
-    # a parameter row as printed
-    assert format_params(distortions.REGISTRY["quantization_otsu"].table[0]) == "15"
+    # every value is printed with its field name, one-field tables included
+    assert format_params(distortions.REGISTRY["quantization_otsu"].table[0]) == "classes=15"
+    for name in ("blur_gaussian", "blur_lens", "blur_zoom", "blur_jitter"):
+        row = distortions.REGISTRY[name].table[0]
+        field = next(iter(row._asdict()))
+        assert f"{field}=" in format_params(row)
+        assert f"{field}=" in res.output
+
+
+def test_distortions_json_and_markdown_name_every_field() -> None:
+    import json
+
+    res = runner.invoke(app, ["distortions", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["name"] for r in rows] == distortions.names()
+    motion = next(r for r in rows if r["name"] == "blur_motion")
+    assert set(motion["severities"]) == {"1", "2", "3", "4", "5"}
+    assert set(motion["severities"]["1"]) == set(
+        distortions.REGISTRY["blur_motion"].table[0]._asdict())
+    md = runner.invoke(app, ["distortions", "--markdown"]).stdout
+    assert md.count("\n") == len(distortions.names()) + 2
+    assert "| `blur_motion` | blur |" in md
 
 
 def test_format_params_of_several_fields() -> None:
