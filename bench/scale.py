@@ -221,7 +221,10 @@ def main() -> None:
     parent = [rows[str(n)]["build"]["peak_parent_mb"] for n in sizes]
     _, bt = _fit(xs, tree)
     _, bp = _fit(xs, parent)
+    ra, rb = _fit(xs, [rows[str(n)]["rerun"]["wall_s"] for n in sizes])
+    rerun_full = max(0.0, ra) + max(0.0, rb) * DQ495K_TOTAL  # fixed cost + per-sample cost
     results["extrapolation"] = {
+        "rerun_s_full": round(rerun_full, 1),
         "samples": DQ495K_TOTAL, "cores": args.cores, "stages": extra,
         f"total_s_{args.workers}w": round(sum(v[f"full_s_{args.workers}w"] for v in extra.values()), 1),
         f"total_s_{args.cores}c": round(sum(v[f"full_s_{args.cores}c"] for v in extra.values()), 1),
@@ -250,7 +253,9 @@ def main() -> None:
           f"{x['parent_kb_per_sample']:.2f}); dq495k ({DQ495K_TOTAL} synthetic samples): "
           f"{x[f'total_s_{args.workers}w'] / 60:.1f} min on {args.workers} workers, "
           f"{x[f'total_s_{args.cores}c'] / 60:.1f} min on {args.cores} cores (ideal pool "
-          f"scaling), tree ~{x['tree_mb_full']:.0f} MB")
+          f"scaling), tree ~{x['tree_mb_full']:.0f} MB; no-op re-run ~{x['rerun_s_full']:.0f} s "
+          f"({100 * x['rerun_s_full'] / max(x[f'total_s_{args.workers}w'], 1e-9):.1f}% of the "
+          f"build on {args.workers} workers)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / (f"scale.{args.tag}.json" if args.tag else "scale.json")
     path.write_text(json.dumps(results, indent=1) + "\n")

@@ -60,6 +60,7 @@ from pipeline.manifest import Manifest, check_manifest_files
 from pipeline.plan import plan_split, write_plan
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS, SamplePlan
+from pipeline.seeds import stable_hash
 from pipeline.respond import stage_respond
 from pipeline.resume import HashLedger, Resume, files_under, sha256_file
 from pipeline.store import LOGS_DIR, Store, atomic_write_json, read_jsonl
@@ -279,10 +280,38 @@ def stage_ingest(ctx: BuildContext) -> dict[str, Any]:
     """Ingest references (resumes chunk by chunk)."""
     if not ctx.manifest.counts and ctx.manifest.sources:
         return {}  # only human-labelled sources: no reference photos to ingest
-    return ingest_references(
+    key = ""
+    if ctx.resume is not None:  # the same listing (names, sizes, mtimes) and settings: done
+        key = _ingest_key(ctx)
+        done = ctx.resume.current("ingest", key)
+        if done is not None:
+            return {"done": 0, "skipped": done.get("done", 0) + done.get("skipped", 0),
+                    "failed": done.get("failed", 0), "references": done.get("references", 0)}
+    out = ingest_references(
         ctx.manifest, ctx.store, executor=ctx.executor,
         on_start=lambda n: ctx.progress.start("ingest", n, "ingest references"),
         on_chunk=lambda _s: ctx.progress.advance("ingest"))
+    if ctx.resume is not None:
+        ctx.resume.record("ingest", key, [ctx.store.references_index], out)
+    return out
+
+
+def _ingest_key(ctx: BuildContext) -> str:
+    assert ctx.resume is not None
+    m = ctx.manifest
+    sources, failures = list_sources(m)
+    root = m.references_root()
+    listing = []
+    for src in sources:
+        try:
+            st = (root / src.source).stat()
+            listing.append(f"{src.source}|{src.ref_id}|{src.split}|{st.st_size}|{st.st_mtime_ns}")
+        except OSError:
+            listing.append(f"{src.source}|missing")
+    return ctx.resume.key(settings={
+        "references": m.references.model_dump(mode="json"),
+        "resize": m.resize.model_dump(mode="json"), "root": str(root),
+        "listing": stable_hash(*listing), "refused": sorted(f.item_id for f in failures)})
 
 
 def stage_plan(ctx: BuildContext) -> dict[str, Any]:

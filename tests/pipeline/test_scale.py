@@ -120,7 +120,7 @@ def test_a_no_op_rerun_writes_nothing_outside_logs(detail_builds: dict[int, Path
     mpath = root.parent / "manifest.yaml"
     result = run_build(load(mpath), workers=1)
     assert _files(root) == before  # same names, bytes and mtimes
-    assert result["synthesize"]["refA_sd/train"]["done"] == 0
+    assert result["synthesize"]["refA_sd/train"]["done"] == 0 and result["ingest"]["done"] == 0
     stamps = json.loads((root / "logs" / "resume" / "stamps.json").read_text())
     assert {"assemble", "report", "plan:refA_sd/train"} <= set(stamps)
     # an input change redoes what depends on it, and only that
