@@ -2,7 +2,8 @@
 
 Modules: `tasks` (one task per stage function, and the stage graphs), `kind_flows` (one
 flow per sample kind), `build_flow` (`build_dataset`, the assembly flow, the CLI entry),
-`runners` (threads or Dask), `serve` (the deployments of prefect.yaml), `common`.
+`runners` (threads or Dask), `serve` (the deployments of prefect.yaml), `batch_flow` (the
+respond stage through the OpenAI Batch API, polling), `common`.
 """
 
 from __future__ import annotations

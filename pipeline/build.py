@@ -517,7 +517,15 @@ def _assemble(ctx: BuildContext) -> dict[str, Any]:
     for reason, n in {**summary["skipped"], **summary["dropped"]}.items():
         out[reason] = {"skipped": n}
     for fmt in ctx.manifest.tasks.exports:
-        out[f"export:{fmt}"] = {"files": len(export_tasks(ctx.store, fmt)["files"])}
+        try:
+            result = export_tasks(ctx.store, fmt, options=ctx.manifest.tasks.export_options)
+        except ValueError as err:  # e.g. deqa-score without labelled sources: said, not fatal
+            log.warning("export %s: %s", fmt, err)
+            out[f"export:{fmt}"] = {"failed": 1, "error": str(err)}
+            continue
+        out[f"export:{fmt}"] = {"files": len(result["files"]),
+                                "skipped": sum(result["skipped"].values())
+                                + len(result["refused"])}
     return out
 
 

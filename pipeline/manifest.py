@@ -35,6 +35,8 @@ from pydantic import (
 from pipeline.records import KINDS
 
 __all__ = [
+    "DeqaSourceConfig",
+    "ExportOptions",
     "JudgeConfig",
     "LabelSourceConfig",
     "Manifest",
@@ -187,6 +189,58 @@ class ResponderConfig(_Config):
     max_cost_usd: float | None = Field(None, ge=0)  # budget of one run; None: no cap
     price_input_per_1m: float | None = Field(None, ge=0)  # override prompts/prices.yaml
     price_output_per_1m: float | None = Field(None, ge=0)
+    # how requests travel (docs/batch.md): online (one call each) or batch (the OpenAI
+    # Batch API: half price, results within completion_window); cache, validation,
+    # budget and failures are the same in both
+    mode: Literal["online", "batch"] = "online"
+    batch_reasks: Literal["batch", "online"] = "batch"  # where re-asks after a rejection go
+    batch_price_factor: float = Field(0.5, ge=0)  # batch price = online x this, unless
+    # prompts/prices.yaml gives batch_input/batch_output for the model
+    batch_max_requests: int = Field(50_000, ge=1)  # per batch input file (OpenAI: 50,000)
+    batch_max_bytes: int = Field(190_000_000, ge=1)  # per input file (OpenAI: 200 MB)
+    batch_max_tokens: int | None = Field(None, ge=1)  # estimated prompt tokens per batch
+    batch_completion_window: str = "24h"
+    batch_poll_s: float = Field(30.0, ge=0)  # first wait between polls (--wait, builds)
+    batch_poll_max_s: float = Field(600.0, ge=0)  # the wait grows x1.5 up to this
+    structured_output: bool = False  # pairs: response_format json_schema {verdict, text}
+
+
+EXPORT_FORMATS: tuple[str, ...] = ("depictqa", "jsonl", "llava", "llava-onevision", "sharegpt",
+                                    "parquet", "deqa-score", "qinsight")
+ExportFormat = Literal["depictqa", "jsonl", "llava", "llava-onevision", "sharegpt", "parquet",
+                       "deqa-score", "qinsight"]
+
+
+class DeqaSourceConfig(_Config):
+    """DeQA-Score soft-label settings of one human-labelled source (docs/exports.md).
+
+    `density`: Gaussian `pdf` at the five levels or `cdf` over unit bins; `thre_std` /
+    `thre_diff`: the two-level ("binary") fallback thresholds of DeQA-Score's
+    build_soft_labels/gen_soft_label.py; `missing_std`: what to do with a source that
+    publishes no std (SPAQ): `skip` it, or write the `binary` split of its MOS.
+    """
+
+    density: Literal["pdf", "cdf"] | None = None  # None: DeQA-Score's default for the source
+    thre_std: float = Field(0.2, ge=0)
+    thre_diff: float = Field(0.1, ge=0)
+    missing_std: Literal["skip", "binary"] = "skip"
+
+
+class ExportOptions(_Config):
+    """Settings of the export formats that need more than the task files (docs/exports.md).
+
+    `compose`: LLaVA 1.5 multi-image records: None refuses them (skipped, named), or
+    `side-by-side` writes one labelled canvas per record. `deqa_score`: per-source
+    overrides (dataset name -> DeqaSourceConfig). `qinsight_categories`: distortion
+    categories of the Q-Insight degradation file (None: the four of its prompt; clean
+    images always). `qinsight_data_root`: the prefix of `json_path` in the Q-Insight
+    data_config files (where the dataset sits relative to their training folder).
+    """
+
+    compose: Literal["side-by-side"] | None = None
+    deqa_score: dict[str, DeqaSourceConfig] = {}
+    qinsight_categories: list[str] | None = None
+    qinsight_data_root: str = "./data/dqgen"
 
 
 class TasksConfig(_Config):
@@ -201,7 +255,7 @@ class TasksConfig(_Config):
     `pair_sources`: which pairs/<source>/ folders of human-judged pairs join the brief
     comparison tasks (None: those of the manifest's `sources`; folders left by a
     source since removed from the manifest are ignored). `exports`: formats `dqgen build`
-    writes at the end.
+    writes at the end (EXPORT_FORMATS); `export_options`: their settings (ExportOptions).
     """
 
     severity_filter_noref: bool = True
@@ -210,7 +264,8 @@ class TasksConfig(_Config):
     questions_version: str = "v1"
     responder_key: str | None = None
     pair_sources: list[str] | None = None
-    exports: list[Literal["depictqa", "jsonl", "llava", "sharegpt", "parquet"]] = []
+    exports: list[ExportFormat] = []
+    export_options: ExportOptions = ExportOptions()
     report: bool = True
     contact_sheet_samples: int = Field(12, ge=0, le=64)
     extra: dict[str, Any] = {}

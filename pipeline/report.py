@@ -228,7 +228,11 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     resp_root = store.root / "responses"
     responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
                   if resp_root.is_dir() else [])
+    from pipeline.respond.batch import batch_hashes
+
+    by_mode = {"online": 0.0, "batch": 0.0}  # spend of the answers in use, by how they travelled
     for key in responders:
+        via_batch = batch_hashes(store, key)
         for kind in KINDS:
             for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
                 latest: dict[str, ResponseRecord] = {}
@@ -240,6 +244,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     usage["prompt_tokens"] += r.usage.prompt_tokens
                     usage["completion_tokens"] += r.usage.completion_tokens
                     usage["cost_usd"] += r.cost_usd
+                    by_mode["batch" if r.request_hash in via_batch else "online"] += r.cost_usd
                     flags.update(r.flags)
     length_stats = {
         kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
@@ -310,6 +315,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
         "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
+        "cost_by_mode": {k: round(v, 6) for k, v in by_mode.items()},
         "respond_runs": respond_stats["files"],
         "respond_runs_source": respond_stats["source"],
         "respond_runs_total": run_totals,
@@ -656,6 +662,9 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     out += ["## Cost", "",
             f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
             f"completion tokens, ${u['cost_usd']:.4f}",
+            *([f"- of which online ${stats['cost_by_mode']['online']:.4f}, batch (Batch API) "
+               f"${stats['cost_by_mode']['batch']:.4f}"]
+              if stats.get("cost_by_mode", {}).get("batch") else []),
             *_run_lines(stats), ""]
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "

@@ -165,7 +165,7 @@ def validate_task_record(obj: dict[str, Any], split: str) -> TrainRecord | TestR
 
 
 class LlavaRecord(BaseModel):
-    """LLaVA-style conversation record: `image` list, one `<image>` per image in the human turn."""
+    """LLaVA-OneVision record: `image` list, one `<image>` per image in the human turn."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 

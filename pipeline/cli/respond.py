@@ -106,6 +106,12 @@ def respond_cmd(
         None, "--concurrency", help="Requests in flight (overrides responder.concurrency)."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Also redo samples with open failure records."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode",
+        help="online (one call per request) | batch (the OpenAI Batch API: half price, "
+        "answers within 24 h; submits and returns unless --wait). Default: responder.mode."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Batch mode: poll until every batch is done (progress bar)."),
     replay_file: Optional[Path] = typer.Option(
         None, "--replay-file",
         help="Answers to replay: a responses JSONL of another build, or a JSON/YAML map "
@@ -128,8 +134,11 @@ def respond_cmd(
     except ManifestError as err:
         fail(str(err))
     updates = {k: v for k, v in {"kind": responder, "model": model, "base_url": base_url,
-                                 "max_cost_usd": max_cost, "concurrency": concurrency}.items()
+                                 "max_cost_usd": max_cost, "concurrency": concurrency,
+                                 "mode": mode}.items()
                if v is not None}
+    if mode is not None and mode not in ("online", "batch"):
+        fail(f"--mode must be online or batch, got {mode!r}")
     if responder is not None and responder not in ("template", "openai", "replay"):
         fail(f"--responder must be template, openai or replay, got {responder!r}")
     if replay_file is not None:
@@ -158,12 +167,17 @@ def respond_cmd(
     try:
         with bars.progress:
             result = respond(m, store, kinds=kind_list, splits=split_names, config=config,
-                             retry_failed=retry_failed, progress=bars, origin="dqgen respond")
+                             retry_failed=retry_failed, progress=bars, origin="dqgen respond",
+                             wait=wait)
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     emit(summary_table(f"dqgen respond {m.name} ({config.kind})", result), result, as_json)
     console.print(summary_line(result), highlight=False)
     _notes(result, store.root)
+    if "batch" in result:
+        from pipeline.cli.batches import batch_notes
+
+        batch_notes(result["batch"], store.root, manifest)
 
 
 @app.command("retry-failures")

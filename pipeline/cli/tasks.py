@@ -12,10 +12,9 @@ from rich.table import Table
 from pipeline.cli._app import (
     JSON_HELP, app, console, dataset_dir, emit, fail, load_manifest_or_demo, split_list,
 )
+from pipeline.manifest import EXPORT_FORMATS as _EXPORT_FORMATS
 
 __all__ = ["assemble", "export", "report"]
-
-_EXPORT_FORMATS = ("depictqa", "jsonl", "llava", "sharegpt", "parquet")
 
 
 def _manifest_from_lock(root: Path) -> Any:
@@ -46,8 +45,9 @@ def assemble(
     tasks: list[str] = typer.Option(None, "--tasks", help="Task names to write, e.g. "
                                     "A_brief_sd. Default: all fourteen."),
     export_formats: list[str] = typer.Option(None, "--export", help="Also export in these "
-                                             "formats (depictqa, jsonl, llava, sharegpt, "
-                                             "parquet)."),
+                                             "formats (depictqa, jsonl, llava, "
+                                             "llava-onevision, sharegpt, parquet, "
+                                             "deqa-score, qinsight; docs/exports.md)."),
     responder_key: str = typer.Option(None, "--responder-key",
                                       help="Which `responses/<key>/` feeds the detail tasks, "
                                       "e.g. template or openai--gpt-4o (default: the "
@@ -99,23 +99,84 @@ def assemble(
             items = ", ".join(f"{k} {v}" for k, v in sorted(summary[label].items()))
             console.print(f"{label}: {items}", highlight=False)
     for fmt in split_list(export_formats) or []:
-        result = export_tasks(store, fmt)
+        try:
+            result = export_tasks(store, fmt, options=m.tasks.export_options)
+        except (ValueError, ImportError) as err:
+            fail(str(err))
         console.print(f"exported {result['records']} records as {fmt} to {result['dest']}",
                       highlight=False)
+        _print_export_notes(result)
+
+
+def _print_export_notes(result: dict[str, Any]) -> None:
+    from pipeline.exporters.llava import REFUSED_HINT
+
+    if result.get("refused"):
+        console.print(f"{result['format']}: not written (several images per record): "
+                      f"{', '.join(result['refused'])}; {REFUSED_HINT}", highlight=False)
+    for reason, n in sorted(result.get("skipped", {}).items()):
+        console.print(f"{result['format']}: skipped {n}: {reason}", highlight=False)
+
+
+def _export_options(root: Path, manifest: Path | None, compose: str | None,
+                    categories: list[str] | None, density: list[str] | None) -> Any:
+    """The manifest's tasks.export_options (given, or the lock's), with the flags on top."""
+    from pipeline.manifest import DeqaSourceConfig, ExportOptions
+
+    m = load_manifest_or_demo(manifest) if manifest is not None else _manifest_from_lock(root)
+    opts = m.tasks.export_options if m is not None else ExportOptions()
+    update: dict[str, Any] = {}
+    if compose is not None:
+        if compose not in ("side-by-side", "none"):
+            fail(f"--compose: expected side-by-side or none, got {compose!r}")
+        update["compose"] = None if compose == "none" else compose
+    if categories:
+        update["qinsight_categories"] = categories
+    if density:
+        deqa = dict(opts.deqa_score)
+        for item in density:
+            name, _, value = item.partition("=")
+            if value not in ("pdf", "cdf") or not name:
+                fail(f"--density: expected DATASET=pdf or DATASET=cdf, got {item!r}")
+            deqa[name] = deqa.get(name, DeqaSourceConfig()).model_copy(
+                update={"density": value})
+        update["deqa_score"] = deqa
+    return opts.model_copy(update=update)
 
 
 @app.command("export")
 def export(
     dataset: Path = typer.Argument(..., help="Dataset folder (with tasks/ assembled)."),
     formats: list[str] = typer.Option(["depictqa"], "--format", "-f", help="depictqa "
-                                      "(default; tasks/ itself), jsonl, llava, sharegpt "
-                                      "(LLaMA-Factory, with dataset_info.json), parquet. "
-                                      "Repeat or comma-separate for several."),
+                                      "(default; tasks/ itself), jsonl (one schema, "
+                                      "HF datasets), llava (LLaVA 1.5), llava-onevision, "
+                                      "sharegpt (LLaMA-Factory, with dataset_info.json), "
+                                      "parquet, deqa-score (soft labels from labels/), "
+                                      "qinsight. Repeat or comma-separate for several."),
     dest: Path = typer.Option(None, "--dest", help="Output folder (default: "
-                              "`DATASET/exports/<format>`; for depictqa: tasks/ itself)."),
-    tasks: list[str] = typer.Option(None, "--tasks", help="Only these task names."),
+                              "`DATASET/exports/<format>`, `-` written `_`: "
+                              "exports/deqa_score; for depictqa: tasks/ itself)."),
+    tasks: list[str] = typer.Option(None, "--tasks", help="Only these task names "
+                                    "(deqa-score: these label sources)."),
+    compose: str = typer.Option(None, "--compose", help="llava: `side-by-side` draws each "
+                                "multi-image record as one labelled canvas (written under "
+                                "DATASET/exports/llava/images/); default: such tasks are "
+                                "not written.", show_default=False),
+    categories: list[str] = typer.Option(None, "--categories", help="qinsight: distortion "
+                                         "categories of the degradation file (default: "
+                                         "noise, compression, blur, darken, the four its "
+                                         "prompt names; `all` for every one)."),
+    density: list[str] = typer.Option(None, "--density", help="deqa-score/qinsight: "
+                                      "DATASET=pdf|cdf for one source (default: "
+                                      "DeQA-Score's, cdf for spaq, else pdf)."),
+    manifest: Path = typer.Option(None, "--manifest", help="Read tasks.export_options from "
+                                  "this manifest (default: the one recorded in "
+                                  "DATASET/manifest.lock.json, if any)."),
 ) -> None:
-    """Export the task files in other training formats (image paths stay relative to DATASET)."""
+    """Export the task files in other training formats (image paths stay relative to DATASET).
+
+    Exports are derived data: the same tasks/ and labels/ give the same bytes.
+    """
     from pipeline.export import export_tasks
     from pipeline.store import Store
 
@@ -124,16 +185,20 @@ def export(
     bad = [f for f in chosen if f not in _EXPORT_FORMATS]
     if bad:
         fail(f"unknown export format(s) {', '.join(bad)}; known: {', '.join(_EXPORT_FORMATS)}")
+    opts = _export_options(store.root, manifest, compose, split_list(categories),
+                           split_list(density))
     for fmt in chosen:
         target = None
         if dest is not None:
-            target = dest / fmt if len(chosen) > 1 else dest
+            target = dest / fmt.replace("-", "_") if len(chosen) > 1 else dest
         try:
-            result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks))
+            result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks),
+                                  options=opts)
         except (ValueError, ImportError) as err:
             fail(str(err))
         console.print(f"{fmt}: {result['records']} records in {len(result['files'])} files "
                       f"-> {result['dest']}", highlight=False)
+        _print_export_notes(result)
 
 
 @app.command("report")

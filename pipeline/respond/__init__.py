@@ -20,6 +20,11 @@ For each sample still missing (resume), and for each ask (the first, then up to
    (a killed run loses at most the calls in flight);
 4. validate (pipeline.validate); accepted answers are appended to the responses file.
 
+With `responder.mode: batch` step 3 is the OpenAI Batch API instead of a call: requests
+with no cached answer are submitted in batches (half price), and their answers, once
+collected, enter the same cache and go through the same steps (pipeline.respond.batch,
+docs/batch.md).
+
 A sample that exhausts its attempts or re-asks becomes a FailureRecord (never the key).
 When the budget (`max_cost_usd`) would be exceeded no new call starts, in-flight calls
 finish, and the summary says `budget_reached`; a re-run continues where it stopped.
@@ -45,21 +50,24 @@ The package, by responsibility: `cost` (prices, budget), `cache` (the request-ha
 `backoff` (the retry formula), `locks` (file locks, torn-line repair), `files` (responses
 files: superseded prompt versions, final order), `runlog` (logs/respond/), `online` (the
 run of a split, one call per request), `run` (respond_split, respond, stage_respond) and
-`retry` (retry_failures). Every name is re-exported here: import from `pipeline.respond`.
+`retry` (retry_failures), `batch` (the Batch API mode: docs/batch.md) and `structured`
+(response_format schemas). Every name is re-exported here: import from `pipeline.respond`.
 """
 
 from __future__ import annotations
 
 from pipeline.respond.backoff import backoff_wait
+from pipeline.respond.batch import BatchQueue, batch_hashes, batch_state_path, read_batches
 from pipeline.respond.cache import ResponseCache
 from pipeline.respond.common import STAGE, ProgressFn, _scrub
-from pipeline.respond.cost import Budget, BudgetStop, cost_usd, price_for
+from pipeline.respond.cost import Budget, BudgetStop, batch_price_for, cost_usd, price_for
 from pipeline.respond.files import finalize, set_aside_other_versions, superseded_path
 from pipeline.respond.locks import file_lock, repair
 from pipeline.respond.online import _Run, _SplitResult
 from pipeline.respond.retry import retry_failures
 from pipeline.respond.run import (_arun, _combine, _resolve, _run_sync, respond, respond_split,
                                   stage_respond)
+from pipeline.respond.structured import COMPARISON_FORMAT, json_schema_format, parse_structured
 from pipeline.respond.runlog import RUN_LOG, log_run, read_run_log, run_log_path, safe_url
 from pipeline.responders.prompting import load_instruction  # the patch point online.py reads
 
@@ -72,15 +80,23 @@ _set_aside_other_versions = set_aside_other_versions
 _safe_url = safe_url
 
 __all__ = [
+    "COMPARISON_FORMAT",
     "STAGE",
+    "BatchQueue",
     "Budget",
     "ProgressFn",
     "RUN_LOG",
     "ResponseCache",
     "backoff_wait",
+    "batch_hashes",
+    "batch_price_for",
+    "batch_state_path",
     "cost_usd",
+    "json_schema_format",
     "log_run",
+    "parse_structured",
     "price_for",
+    "read_batches",
     "read_run_log",
     "respond",
     "respond_split",

@@ -7,14 +7,21 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from pipeline.records import Usage
 from pipeline.responders.base import Reply, ResponseRequest
 from pipeline.store import atomic_write_json
 
-__all__ = ["ResponseCache"]
+__all__ = ["ResponseCache", "request_meta"]
 
 log = logging.getLogger(__name__)
+
+
+def request_meta(request: ResponseRequest) -> dict[str, Any]:
+    """What a cache entry records about its request (besides the hash)."""
+    return {"prompt_id": request.prompt_id, "prompt_version": request.prompt_version,
+            "reask": request.reask, "sample_id": request.sample.sample_id}
 
 
 class ResponseCache:
@@ -33,7 +40,8 @@ class ResponseCache:
             return Reply(text=data["text"], usage=Usage(**data["usage"]),
                          model=data.get("served_model", ""),
                          finish_reason=data.get("finish_reason"),
-                         usage_estimated=bool(data.get("usage_estimated")))
+                         usage_estimated=bool(data.get("usage_estimated")),
+                         mode=data.get("mode", "online"))
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as err:  # damaged entry: ask again
@@ -41,10 +49,16 @@ class ResponseCache:
             return None
 
     def put(self, request_hash: str, reply: Reply, request: ResponseRequest, model: str) -> None:
+        self.put_meta(request_hash, reply, request_meta(request), model)
+
+    def put_meta(self, request_hash: str, reply: Reply, meta: dict[str, Any],
+                 model: str) -> None:
+        """`put` with the request's fields (`request_meta`) instead of the request (the
+        Batch API's results arrive in a later process than their requests)."""
+        extra = {"mode": reply.mode} if reply.mode != "online" else {}
         atomic_write_json(self.path(request_hash), {
             "request_hash": request_hash, "model": model, "served_model": reply.model,
-            "prompt_id": request.prompt_id, "prompt_version": request.prompt_version,
-            "reask": request.reask, "sample_id": request.sample.sample_id,
+            **meta, **extra,
             "text": reply.text, "usage": reply.usage.model_dump(),
             "finish_reason": reply.finish_reason, "usage_estimated": reply.usage_estimated,
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -10,7 +10,7 @@ from pipeline.manifest import ResponderConfig
 from pipeline.records import Usage
 from prompts import load_yaml
 
-__all__ = ["Budget", "BudgetStop", "cost_usd", "price_for"]
+__all__ = ["Budget", "BudgetStop", "batch_price_for", "cost_usd", "price_for"]
 
 
 def price_for(model: str, config: ResponderConfig | None = None) -> tuple[float, float] | None:
@@ -28,6 +28,29 @@ def price_for(model: str, config: ResponderConfig | None = None) -> tuple[float,
             return None
         row = table[max(prefixes, key=len)]
     return (float(row["input"]), float(row["output"]))
+
+
+def _row(model: str) -> dict[str, float] | None:
+    table: dict[str, dict[str, float]] = load_yaml("prices.yaml")
+    if model in table:
+        return table[model]
+    prefixes = [m for m in table if model.startswith(m)]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
+def batch_price_for(model: str,
+                    config: ResponderConfig | None = None) -> tuple[float, float] | None:
+    """USD per 1M (input, output) tokens through the Batch API: prompts/prices.yaml's
+    `batch_input`/`batch_output` for the model when given (and no manifest override),
+    else the online price times `responder.batch_price_factor` (0.5 by default)."""
+    factor = config.batch_price_factor if config is not None else 0.5
+    overridden = config is not None and (config.price_input_per_1m is not None
+                                         or config.price_output_per_1m is not None)
+    row = None if overridden else _row(model)
+    if row is not None and "batch_input" in row and "batch_output" in row:
+        return (float(row["batch_input"]), float(row["batch_output"]))
+    online = price_for(model, config)
+    return None if online is None else (online[0] * factor, online[1] * factor)
 
 
 def cost_usd(usage: Usage, price: tuple[float, float] | None) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -23,10 +24,11 @@ from pipeline.records import FailureRecord, ResponseRecord, SampleRecord, Usage
 from pipeline.respond.backoff import backoff_wait
 from pipeline.respond.cache import ResponseCache
 from pipeline.respond.common import STAGE, ProgressFn, _scrub
-from pipeline.respond.cost import Budget, BudgetStop, cost_usd, price_for
+from pipeline.respond.cost import Budget, BudgetStop, batch_price_for, cost_usd, price_for
 from pipeline.respond.files import finalize, set_aside_other_versions
 from pipeline.respond.locks import file_lock, repair
 from pipeline.respond.runlog import safe_url
+from pipeline.respond.structured import COMPARISON_FORMAT, parse_structured, refuses_format
 from pipeline.responders import Responder, ResponderError
 from pipeline.responders.base import Reply, ResponseRequest
 from pipeline.responders.prompting import Instruction, build_request
@@ -36,6 +38,14 @@ from pipeline.validate import validate_answer
 __all__ = ["_Run", "_SplitResult"]
 
 log = logging.getLogger(__name__)
+
+
+class _FormatRefused(Exception):
+    """The server refused the request's response_format (the run falls back to text)."""
+
+
+class BatchPending(Exception):
+    """The request has no answer yet: it travels in a batch (pipeline.respond.batch)."""
 
 
 def load_instruction(kind: str, version: str) -> Instruction:
@@ -69,6 +79,10 @@ class _Run:
         self._info_checked = False
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.price = price_for(responder.model, config)
+        self.batch_price = batch_price_for(responder.model, config)
+        self.batch: Any = None  # a BatchQueue when responder.mode is batch (run.py sets it)
+        # structured outputs for pairs; switched off for the run when the server refuses
+        self.structured = bool(config.structured_output) and responder.paid
         cap = config.max_cost_usd
         self.budget = budget if budget is not None else Budget(cap=cap)
         if responder.paid and self.budget.cap is not None and self.price is None:
@@ -133,11 +147,26 @@ class _Run:
             reply = await responder.arespond(request)
             return reply, request_hash, 0.0, False
         cached = self.cache.get(request_hash)
+        if cached is not None and self.batch is not None and request_hash in self.batch.fresh:
+            self.batch.fresh.discard(request_hash)  # collected by this run: paid now
+            counts["batch_answers"] += 1
+            counts["prompt_tokens"] += cached.usage.prompt_tokens
+            counts["completion_tokens"] += cached.usage.completion_tokens
+            return cached, request_hash, cost_usd(cached.usage, self._price_of(cached)), False
         if cached is not None:
             if accept is None or accept(cached):
                 counts["cached"] += 1
                 return cached, request_hash, 0.0, True  # paid for in an earlier run
             counts["cache_bypassed"] += 1  # a rejected answer of an earlier run: ask anew
+        if self.batch is not None and not (request.reask
+                                           and self.config.batch_reasks == "online"):
+            if request_hash not in self.batch.in_flight():
+                error = self.batch.take_error(request_hash)
+                if error is not None:
+                    raise error
+            self.batch.want(request_hash, request)
+            counts["batch_pending"] += 1
+            raise BatchPending
         prompt_est = request.estimated_prompt_tokens(self.config.image_tokens)
         worst = cost_usd(Usage(prompt_tokens=prompt_est, completion_tokens=request.max_tokens),
                          self.price)
@@ -145,7 +174,13 @@ class _Run:
             raise BudgetStop
         actual = 0.0
         try:
-            reply = await self._call(request, prompt_est + request.max_tokens, counts)
+            try:
+                reply = await self._call(request, prompt_est + request.max_tokens, counts)
+            except ResponderError as err:
+                if request.response_format is None or not refuses_format(err):
+                    raise
+                self._refuse_structured(err)
+                raise _FormatRefused from None
             actual = cost_usd(reply.usage, self.price)
             counts["prompt_tokens"] += reply.usage.prompt_tokens
             counts["completion_tokens"] += reply.usage.completion_tokens
@@ -153,6 +188,15 @@ class _Run:
             self.budget.settle(worst, actual)
         self.cache.put(request_hash, reply, request, responder.model)  # before anything else
         return reply, request_hash, actual, False
+
+    def _refuse_structured(self, err: ResponderError) -> None:
+        if self.structured:
+            self.structured = False
+            log.warning("respond: the server refused response_format (%s); falling back to "
+                        "the text protocol for the rest of this run", _scrub(str(err))[:200])
+
+    def _price_of(self, reply: Reply) -> tuple[float, float] | None:
+        return self.batch_price if reply.mode == "batch" else self.price
 
     def _validate(self, sample: SampleRecord, request: ResponseRequest, text: str) -> Any:
         B = sample.image_B.distortions if sample.image_B is not None else None
@@ -177,12 +221,22 @@ class _Run:
                 request = build_request(sample, self.store, instruction, reask=reask,
                                         reasons=reasons, extra=self.config.extra,
                                         image_detail=self.config.image_detail)
+                if self.structured and sample.image_B is not None:
+                    request = dataclasses.replace(request, response_format=COMPARISON_FORMAT)
                 accept = None
                 if retrying:
                     def accept(reply: Reply, _request: ResponseRequest = request) -> bool:
-                        return bool(self._validate(sample, _request, reply.text).ok)
-                reply, request_hash, cost, from_cache = await self._ask(request, counts,
-                                                                        accept=accept)
+                        text, _ = self._answer(_request, reply)
+                        return bool(self._validate(sample, _request, text).ok)
+                try:
+                    reply, request_hash, cost, from_cache = await self._ask(request, counts,
+                                                                            accept=accept)
+                except _FormatRefused:  # asked again with the text protocol
+                    request = dataclasses.replace(request, response_format=None)
+                    reply, request_hash, cost, from_cache = await self._ask(request, counts,
+                                                                            accept=accept)
+            except BatchPending:
+                return None
             except BudgetStop:
                 counts["budget_stopped"] += 1
                 return None
@@ -192,8 +246,11 @@ class _Run:
                 counts["failed"] += 1
                 return None
             spent[0] += cost
-            last_text = reply.text
-            v = self._validate(sample, request, reply.text)
+            text, verdict = self._answer(request, reply)
+            last_text = text
+            v = self._validate(sample, request, text)
+            if v.ok and verdict is not None and v.verdict is not None and verdict != v.verdict:
+                v = dataclasses.replace(v, ok=False, reasons=("verdict_mismatch",))
             if v.ok:
                 flags = list(v.flags) + (["usage_estimated"] if reply.usage_estimated else [])
                 flagged.update(flags)
@@ -202,9 +259,9 @@ class _Run:
                     sample_id=sample.sample_id, kind=sample.kind, split=sample.split,
                     responder=self.responder.name, model=reply.model or self.responder.model,
                     prompt_id=request.prompt_id, prompt_version=request.prompt_version,
-                    request_hash=request_hash, text=reply.text, usage=reply.usage,
-                    cost_usd=round(cost_usd(reply.usage, self.price), 8), attempts=reask + 1,
-                    flags=flags, verdict=v.verdict,
+                    request_hash=request_hash, text=text, usage=reply.usage,
+                    cost_usd=round(cost_usd(reply.usage, self._price_of(reply)), 8),
+                    attempts=reask + 1, flags=flags, verdict=verdict or v.verdict,
                 )
             if from_cache and rejected_cached is not None:
                 # replayed from the cache: counted when it was first answered
@@ -218,6 +275,16 @@ class _Run:
                    None, max_reasks + 1, _scrub(last_text or ""))
         counts["failed"] += 1
         return None
+
+    def _answer(self, request: ResponseRequest, reply: Reply) -> tuple[str, str | None]:
+        """The answer text and, for a structured request, the verdict read from its JSON
+        (an answer that is not the schema's JSON is read as plain text)."""
+        if request.response_format is None:
+            return reply.text, None
+        obj = parse_structured(reply.text, request.response_format)
+        if obj is None:
+            return reply.text, None
+        return str(obj.get("text", "")).strip(), obj.get("verdict")
 
     def _fail(self, sample: SampleRecord, rel_out: str, kind: str, message: str,
               status: int | None, attempts: int, raw: str | None) -> None:
@@ -280,7 +347,7 @@ class _Run:
 
             async def worker() -> None:
                 while not queue.empty():
-                    if self.budget.reached:
+                    if self.budget.reached and self.batch is None:  # batch: spends at submit
                         return
                     sample = queue.get_nowait()
                     before_failed = counts["failed"]
@@ -328,6 +395,9 @@ class _Run:
             "cost_usd": round(spent[0], 6), "budget_reached": self.budget.reached,
             "responses_path": rel_out, "elapsed_s": round(time.monotonic() - t0, 3),
         }
+        if self.batch is not None:
+            result.summary["batch_pending"] = counts["batch_pending"]
+            result.summary["batch_answers"] = counts["batch_answers"]
         return result
 
     def _write_responder_info(self) -> None:

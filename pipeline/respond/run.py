@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from pipeline.manifest import Manifest, ResponderConfig
+from pipeline.respond.batch import BatchQueue
 from pipeline.respond.cost import Budget
 from pipeline.respond.common import ProgressFn
 from pipeline.respond.online import _Run, _SplitResult
@@ -50,24 +51,81 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
-                run_id: str | None = None, pool: Executor | None = None,
+                run_id: str | None = None, wait: bool = True,
+                extra: dict[str, Any] | None = None, pool: Executor | None = None,
                 subsets: dict[tuple[str, str], set[str] | None] | None = None
                 ) -> list[_SplitResult]:
+    """One run: a pass over the targets (online: every request called). Batch mode
+    (`config.mode`, paid responders): collect finished batches, pass (answers from the
+    cache, the rest handed to the queue), submit; with `wait`, poll and pass again until no
+    batch is open and nothing is left to send. `extra` receives the batch summary.
+    `pool`: local responders answer over it (pipeline/respond/local.py); `subsets`: the
+    detail subsets per (kind, split) (pipeline/detail.py; None: every sample)."""
+    targets = list(targets)
     run = _Run(store, responder, config, progress, budget)
     run.pool, run.subsets = pool, dict(subsets or {})
-    results = []
+    batch = None
+    if config.mode == "batch" and responder.paid:
+        batch = BatchQueue(store, responder, config, run.budget, run.batch_price, run.cache)
+        run.batch = batch
+    results: list[_SplitResult] = []
     try:
-        for kind, split, only_ids in targets:
-            # after a budget stop the remaining splits still report what is left to do
-            results.append(await run.split(kind, split, only_ids=only_ids,
-                                           retry_failed=retry_failed))
+        while True:
+            if batch is not None:
+                await batch.collect()
+            passed = []
+            for kind, split, only_ids in targets:
+                # after a budget stop the remaining splits still report what is left to do
+                passed.append(await run.split(kind, split, only_ids=only_ids,
+                                              retry_failed=retry_failed))
+            results = passed if not results else [_merge(a, b) for a, b in zip(results, passed)]
+            if batch is None:
+                break
+            await batch.submit()
+            if not wait or not batch.open_batches():
+                break
+            await batch.wait(None if progress is None else
+                             (lambda done, total: progress("batch", "requests", done, total)))
     finally:
         await responder.aclose()
+        if batch is not None:
+            batch.close()
+    if batch is not None:
+        if run.budget.reached:  # the round's submission stopped at the cap
+            for r in results:
+                r.summary["budget_reached"] = True
+        info = batch.summary()
+        if extra is not None:
+            extra["batch"] = info
     if results:
-        log_run(store, responder, config, _combine([r.summary for r in results]),
-                origin=origin, run_id=run_id)
+        combined = _combine([r.summary for r in results])
+        if batch is not None:
+            combined["batch"] = {k: v for k, v in info.items() if k != "state"}
+        log_run(store, responder, config, combined, origin=origin, run_id=run_id)
     return results
 
+
+_FIRST = ("samples", "superseded", "already_done", "skipped_open_failures", "todo")
+_LAST = ("remaining", "batch_pending", "budget_reached")
+
+
+def _merge(first: _SplitResult, later: _SplitResult) -> _SplitResult:
+    """The summary of two passes over one split (batch mode): counts added, what was there
+    before from the first pass, what is left from the last."""
+    out = dict(first.summary)
+    for k, v in later.summary.items():
+        if k in _FIRST:
+            continue
+        if k in _LAST or isinstance(v, (str, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (int, float)):
+            out[k] = round(out.get(k, 0) + v, 6)
+        elif isinstance(v, dict):
+            bucket = dict(out.get(k, {}))
+            for kk, vv in v.items():
+                bucket[kk] = bucket.get(kk, 0) + vv
+            out[k] = bucket
+    return _SplitResult(summary=out, finished=first.finished | later.finished)
 
 
 def _resolve(manifest: Manifest | None, config: ResponderConfig | None,
@@ -89,7 +147,7 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
                   responder: Responder | None = None, config: ResponderConfig | None = None,
                   only_ids: Iterable[str] | None = None, retry_failed: bool = False,
                   progress: ProgressFn | None = None, budget: Budget | None = None,
-                  origin: str = "respond_split") -> dict[str, Any]:
+                  origin: str = "respond_split", wait: bool = True) -> dict[str, Any]:
     """Answer every sample of one kind and split that has no accepted response yet.
 
     Idempotent and resumable: a re-run skips answered samples, and paid answers come from
@@ -108,6 +166,8 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
         progress: called as progress(kind, split, done, total).
         budget: a Budget shared by several calls (default: a new one with max_cost_usd).
         origin: what ran it, written to the run log (logs/respond/<key>.jsonl).
+        wait: batch mode (`responder.mode: batch`): poll until every batch is done and
+            every re-ask answered (default); False: submit what is new and return.
 
     Returns:
         A small JSON-able summary: samples, already_done, todo, accepted, failed, remaining,
@@ -116,27 +176,30 @@ def respond_split(manifest: Manifest | None, store: Store, kind: str, split: str
     """
     config, responder = _resolve(manifest, config, responder)
     ids = set(only_ids) if only_ids is not None else None
+    extra: dict[str, Any] = {}
     results = _run_sync(_arun(store, responder, config, [(kind, split, ids)],
                               retry_failed=retry_failed, progress=progress, budget=budget,
-                              origin=origin))
-    return results[0].summary
+                              origin=origin, wait=wait, extra=extra))
+    return {**results[0].summary, **extra}
 
 
 def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = None,
             splits: Iterable[str] | None = None, responder: Responder | None = None,
             config: ResponderConfig | None = None, retry_failed: bool = False,
             progress: ProgressFn | None = None, origin: str = "respond",
-            pool: Executor | None = None,
+            wait: bool = True, pool: Executor | None = None,
             announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the stage over several kinds and splits with one responder and one budget; the
     combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
 
-    Only the samples of the manifest's `detail_counts` are asked (pipeline/detail.py). A
-    local responder (template, replay) runs over `pool` when one is given; a paid one first
-    announces the calls, tokens and USD expected (`announce`, default: the log).
+    `wait`: see `respond_split` (batch mode only). Only the samples of the manifest's
+    `detail_counts` are asked (pipeline/detail.py). A local responder (template, replay)
+    runs over `pool` when one is given; a paid one first announces the calls, tokens and
+    USD expected (`announce`, default: the log).
 
     Returns:
-        {"splits": [summary per split], "totals": summed counts, "budget_reached": bool}
+        {"splits": [summary per split], "totals": summed counts, "budget_reached": bool},
+        plus "batch" in batch mode (batch ids submitted, open, answers collected, cost).
     """
     from pipeline.respond.estimate import announce_estimate, selection
 
@@ -149,10 +212,12 @@ def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = N
     if responder.paid:
         announce_estimate(store, responder, config, subsets, targets,
                           announce=announce or log.warning)
+    extra: dict[str, Any] = {}
     results = _run_sync(_arun(store, responder, config, targets, retry_failed=retry_failed,
-                              progress=progress, budget=None, origin=origin,
-                              pool=None if responder.paid else pool, subsets=subsets))
-    return _combine([r.summary for r in results])
+                              progress=progress, budget=None, origin=origin, wait=wait,
+                              extra=extra, pool=None if responder.paid else pool,
+                              subsets=subsets))
+    return {**_combine([r.summary for r in results]), **extra}
 
 
 def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -60,6 +60,9 @@ class ResponseRequest:
     reask_text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # extra body fields for the API
     image_detail: str = "auto"
+    # structured output: an OpenAI `response_format` ({"type": "json_schema", ...}) the
+    # answer must follow (None: the text protocol); see pipeline.respond.structured
+    response_format: dict[str, Any] | None = None
 
     _LABELS = {"reference": "First picture (pristine):", "A": "Image A:", "B": "Image B:"}
 
@@ -88,6 +91,8 @@ class ResponseRequest:
             "reask": self.reask,
             "extra": self.extra,
         }
+        if self.response_format is not None:  # absent otherwise: text-protocol hashes stay
+            payload["response_format"] = self.response_format
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -107,6 +112,7 @@ class Reply:
     model: str = ""  # the model that answered (as reported by the server)
     finish_reason: str | None = None
     usage_estimated: bool = False  # the server sent no usage; tokens were estimated
+    mode: str = "online"  # how the request travelled: "online" or "batch" (Batch API)
 
 
 class ResponderError(RuntimeError):

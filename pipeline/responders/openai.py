@@ -138,6 +138,8 @@ class OpenAIResponder:
             completion = await client.chat.completions.create(
                 model=self.model, messages=messages, max_tokens=request.max_tokens,
                 temperature=request.temperature, extra_body=request.extra or None,
+                **({"response_format": request.response_format}
+                   if request.response_format is not None else {}),
             )
         except openai.APITimeoutError:
             raise ResponderError(f"request timed out after {self.config.timeout_s:g} s",
@@ -159,6 +161,59 @@ class OpenAIResponder:
                                  kind="malformed", retryable=True) from None
         return self._reply(completion, request)
 
+    # the Batch API (pipeline.respond.batch) ---------------------------------------------
+    def batch_client(self) -> Any:
+        """The AsyncOpenAI client of this run (files and batches go through it too)."""
+        return self._get_client()
+
+    def batch_line(self, request: ResponseRequest, custom_id: str) -> dict[str, Any]:
+        """One line of a batch input file: the same body `arespond` sends."""
+        body: dict[str, Any] = {
+            "model": self.model, "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "messages": request.messages(lambda img: data_url(img.path)),
+            **(request.extra or {})}
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+                "body": body}
+
+    def batch_reply(self, body: Any, estimated_prompt_tokens: int) -> Reply:
+        """The Reply of one batch output line's body (a chat completion as JSON), checked
+        like an online answer; raises ResponderError as `arespond` would."""
+        from openai.types.chat import ChatCompletion
+
+        try:
+            completion = ChatCompletion.model_validate(body)
+        except (ValueError, TypeError) as err:
+            raise ResponderError(self._scrub(f"malformed batch result: {err}"),
+                                 kind="malformed", retryable=True,
+                                 raw_output=_excerpt(body)) from None
+        reply = self._reply(completion, None)
+        if reply.usage_estimated or completion.usage is None:
+            reply = Reply(text=reply.text, model=reply.model, finish_reason=reply.finish_reason,
+                          usage=Usage(prompt_tokens=estimated_prompt_tokens,
+                                      completion_tokens=len(reply.text) // 3 + 1),
+                          usage_estimated=True)
+        return Reply(text=reply.text, usage=reply.usage, model=reply.model,
+                     finish_reason=reply.finish_reason,
+                     usage_estimated=reply.usage_estimated, mode="batch")
+
+    def batch_error(self, status: int | None, body: Any) -> ResponderError:
+        """A failed batch line (its status and error body) classified like an online error."""
+        inner = body.get("error", body) if isinstance(body, dict) else {}
+        inner = inner if isinstance(inner, dict) else {}
+        code = str(inner.get("code") or "")
+        message = self._scrub(f"batch line: HTTP {status}: {inner.get('message') or code}"
+                              if status else f"batch line: {inner.get('message') or code}")
+        if code in ("content_policy_violation", "content_filter") or "content_policy" in code:
+            return ResponderError(message, kind="content_policy", status=status)
+        if status is None:  # the error file: the service could not process the line
+            return ResponderError(message, kind="batch_error", retryable=True)
+        retryable = status in _RETRY_STATUS or status >= 500
+        kind = _KIND_BY_STATUS.get(status, "server_error" if status >= 500 else "http_error")
+        return ResponderError(message, kind=kind, status=status, retryable=retryable)
+
     def _status_error(self, err: Any) -> ResponderError:
         status = int(err.status_code)
         body = err.body if isinstance(err.body, dict) else {}
@@ -176,7 +231,7 @@ class OpenAIResponder:
         return ResponderError(message, kind=kind, status=status, retryable=retryable,
                               retry_after=retry_after)
 
-    def _reply(self, completion: Any, request: ResponseRequest) -> Reply:
+    def _reply(self, completion: Any, request: ResponseRequest | None) -> Reply:
         choices = getattr(completion, "choices", None)
         if isinstance(completion, (str, bytes)) or not choices:
             raise ResponderError("malformed response body: no choices", kind="malformed",
@@ -202,14 +257,15 @@ class OpenAIResponder:
                      finish_reason=finish,
                      usage_estimated=getattr(completion, "usage", None) is None)
 
-    def _usage(self, completion: Any, request: ResponseRequest, text: str) -> Usage:
+    def _usage(self, completion: Any, request: ResponseRequest | None, text: str) -> Usage:
         u = getattr(completion, "usage", None)
         if u is not None and getattr(u, "prompt_tokens", None) is not None:
             return Usage(prompt_tokens=int(u.prompt_tokens or 0),
                          completion_tokens=int(getattr(u, "completion_tokens", 0) or 0))
         # the server sent no usage: estimate, so cost and limits stay conservative
-        return Usage(prompt_tokens=request.estimated_prompt_tokens(self.config.image_tokens),
-                     completion_tokens=len(text) // 3 + 1)
+        prompt = (request.estimated_prompt_tokens(self.config.image_tokens)
+                  if request is not None else 0)  # batch_reply fills it in
+        return Usage(prompt_tokens=prompt, completion_tokens=len(text) // 3 + 1)
 
 
 def _excerpt(obj: Any, limit: int = 500) -> str | None:

@@ -307,7 +307,8 @@ def test_end_to_end_bare_build(tmp_path) -> None:
         "counts": {"refA_sd": {"train": 6, "test": 3}, "refA_md": {"train": 3, "test": 2},
                    "refAB_sd": {"train": 3, "test": 2}, "refAB_md": {"train": 2, "test": 2}},
         "responder": {"kind": "template"},
-        "tasks": {"exports": ["llava", "sharegpt"], "contact_sheet_samples": 4},
+        "tasks": {"exports": ["llava-onevision", "sharegpt", "llava", "deqa-score"],
+                  "contact_sheet_samples": 4},
     })
     summary = run_build(manifest)
     store_root = tmp_path / "out"
@@ -333,8 +334,13 @@ def test_end_to_end_bare_build(tmp_path) -> None:
                 if not task.startswith("ref"):
                     assert not mentions_reference(model.answer_text)
                     assert not mentions_reference(model.question)
-    llava = read_task_file(store_root / "exports" / "llava" / "refAB_detail_md" / "test.json")
+    llava = read_task_file(store_root / "exports" / "llava_onevision" / "refAB_detail_md"
+                           / "test.json")
     assert llava and all(len(LlavaRecord.model_validate(r).image) == 3 for r in llava)
+    # LLaVA 1.5 writes the single-image tasks only; deqa-score has no labels/: said, not fatal
+    assert (store_root / "exports" / "llava" / "A_brief_sd" / "train.json").is_file()
+    assert not (store_root / "exports" / "llava" / "refA_brief_sd").exists()
+    assert "labels" in summary["assemble"]["export:deqa-score"]["error"]
     share = json.loads((store_root / "exports" / "sharegpt" / "A_detail_sd_train.json").read_text())
     assert share and all(len(ShareGPTRecord.model_validate(r).images) == 1 for r in share)
     card = (store_root / "report" / "README.md").read_text()

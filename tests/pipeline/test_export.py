@@ -7,7 +7,14 @@ import json
 import pytest
 
 from pipeline.assemble import TASK_NAMES, assemble_tasks, read_task_file
-from pipeline.export import FORMATS, export_tasks, from_llava, from_sharegpt, task_files
+from pipeline.export import (
+    FORMATS,
+    export_tasks,
+    from_jsonl,
+    from_llava,
+    from_sharegpt,
+    task_files,
+)
 from pipeline.schema import (
     IMAGE_TOKEN,
     LlavaRecord,
@@ -52,16 +59,16 @@ def test_jsonl_round_trip(store) -> None:
     out = store.root / "exports" / "jsonl"
     for (task, split), recs in _sources(store).items():
         lines = (out / task / f"{split}.jsonl").read_text().splitlines()
-        back = [json.loads(line) for line in lines]
+        back = [from_jsonl(json.loads(line)) for line in lines]
         assert back == recs
         for rec in back:
             validate_task_record(rec, split)
     assert summary["records"] == sum(len(v) for v in _sources(store).values())
 
 
-def test_llava_round_trip_and_placeholders(store) -> None:
-    export_tasks(store, "llava")
-    out = store.root / "exports" / "llava"
+def test_llava_onevision_round_trip_and_placeholders(store) -> None:
+    export_tasks(store, "llava-onevision")
+    out = store.root / "exports" / "llava_onevision"
     for (task, split), recs in _sources(store).items():
         back = read_task_file(out / task / f"{split}.json")
         assert len(back) == len(recs)
@@ -117,10 +124,11 @@ def test_parquet_round_trip(store) -> None:
 
 
 def test_export_is_idempotent(store) -> None:
-    export_tasks(store, "llava")
-    first = (store.root / "exports" / "llava" / "AB_brief" / "train.json").read_bytes()
-    export_tasks(store, "llava")
-    assert (store.root / "exports" / "llava" / "AB_brief" / "train.json").read_bytes() == first
+    export_tasks(store, "llava-onevision")
+    path = store.root / "exports" / "llava_onevision" / "AB_brief" / "train.json"
+    first = path.read_bytes()
+    export_tasks(store, "llava-onevision")
+    assert path.read_bytes() == first
 
 
 def test_export_errors(store, tmp_path) -> None:
@@ -133,11 +141,11 @@ def test_export_errors(store, tmp_path) -> None:
 
 
 def test_labelled_placeholders() -> None:
-    from pipeline.export import to_llava, to_sharegpt
+    from pipeline.export import to_llava_onevision, to_sharegpt
 
     base = {"id": "x", "task_type": "quality_compare", "image_ref": "r.png", "image_A": "a.png",
             "image_B": "b.png", "query": "Which is better?", "answer": "Image A"}
-    human = to_llava(base)["conversations"][0]["value"]
+    human = to_llava_onevision(base)["conversations"][0]["value"]
     assert human == ("Reference image: <image>\nImage A: <image>\nImage B: <image>\n"
                      "Which is better?")
     single = {**base, "task_type": "quality_single_A_noref", "image_ref": None, "image_B": None}

@@ -14,6 +14,17 @@ Scripts: `queue` (consumed in arrival order by every request) and `by_image` (sh
 image -> actions consumed by requests that carry that image; deterministic under
 concurrency). Optional `latency_s` per request and a `rpm` limit enforced with a token
 bucket (429 + Retry-After, no work done), as a real API does.
+
+The Batch API too: POST /v1/files (multipart upload), GET /v1/files/<id>[/content],
+POST /v1/batches, GET /v1/batches[/<id>], POST /v1/batches/<id>/cancel. Each retrieve
+moves a batch one status on (validating -> in_progress -> finalizing -> completed) as its
+plan says (`batch_plan`, one per create: "complete", "hold" until `release()`, "expire"
+after half its lines, "fail" at validation). At the end every line is answered like a
+chat request (the same scripts: a `Status` >= 500 becomes an error-file line, other
+statuses an output line with that status_code). `batch_creates`, `file_uploads`,
+`submitted_custom_ids()` and `batch_lines` are the log that shows what was submitted.
+`response_format=False` makes the server refuse any request carrying a response_format
+(HTTP 400); otherwise a request with one is answered as JSON {"verdict", "text"}.
 """
 
 from __future__ import annotations
@@ -135,14 +146,23 @@ class FakeOpenAI:
     def __init__(self, *, queue: Iterable[Action] = (),
                  by_image: dict[str, list[Action]] | None = None,
                  latency_s: float = 0.0, rpm: float | None = None, burst: float | None = None,
-                 answer: Callable[[str], str] = good_answer) -> None:
+                 answer: Callable[[str], str] = good_answer,
+                 response_format: bool = True, batch_plan: Iterable[str] = ()) -> None:
         self.queue: deque[Action] = deque(queue)
         self.by_image = {k: deque(v) for k, v in (by_image or {}).items()}
         self.latency_s = latency_s
         self.answer = answer
         self.requests: list[RecordedRequest] = []
+        self.response_format = response_format  # False: 400 on any response_format
+        self.structured = 0  # answers given in the response_format's JSON
+        # the Batch API: uploaded files, batches, each batch's plan ("complete", "hold",
+        # "expire", "fail"; consumed per create, default "complete"), lines answered
+        self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_plan: deque[str] = deque(batch_plan)
+        self.batch_lines: list[RecordedRequest] = []
         self.rate_limited = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a batch retrieve answers its lines
         self._rate = rpm / 60.0 if rpm else None
         self._capacity = burst if burst is not None else (max(1.0, self._rate) if self._rate else 0)
         self._tokens = self._capacity
@@ -206,6 +226,220 @@ class FakeOpenAI:
                 return self.queue.popleft()
         return Answer()
 
+    def _complete(self, body: dict[str, Any] | None,
+                  rec: RecordedRequest) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+        """One chat completion for a request body: (status, JSON payload or raw bytes,
+        headers). Used by POST /v1/chat/completions and by each line of a batch."""
+        action = self._next_action(rec.image_sha256)
+        rec.action = type(action).__name__
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        if isinstance(action, Hang):
+            time.sleep(action.seconds)
+            action = Answer()
+        if isinstance(action, Status):
+            err = {"error": {"message": action.message, "type": "scripted",
+                             "code": action.code_str}}
+            headers = {"Retry-After": action.retry_after} if action.retry_after else {}
+            return action.code, err, headers
+        if isinstance(action, Malformed):
+            return 200, action.body.encode(), {}
+        fmt = (body or {}).get("response_format")
+        if fmt is not None and not self.response_format:
+            rec.action = "response_format_refused"
+            return 400, {"error": {"message": "response_format is not supported by this "
+                                   "server", "type": "invalid_request_error",
+                                   "code": "unsupported_parameter"}}, {}
+        text = action.text if action.text is not None else self.answer(rec.user_text)
+        if fmt is not None and action.text is None:  # structured: the schema's fields
+            self.structured += 1
+            m = re.search(r"Image ([AB]) is better", text)
+            text = json.dumps({"verdict": m.group(1) if m else "A", "text": text})
+        completion: dict[str, Any] = {
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
+            "created": int(time.time()), "model": (body or {}).get("model", "fake"),
+            "choices": [{"index": 0, "finish_reason": action.finish_reason,
+                         "message": {"role": "assistant", "content": text}}],
+        }
+        if action.usage:
+            completion["usage"] = {"prompt_tokens": action.prompt_tokens,
+                                   "completion_tokens": action.completion_tokens,
+                                   "total_tokens": action.prompt_tokens
+                                   + action.completion_tokens}
+        return 200, completion, {}
+
+    # the Batch API: /v1/files and /v1/batches ------------------------------------------
+    @property
+    def batch_creates(self) -> list[RecordedRequest]:
+        """Every POST /v1/batches (the log that proves no duplicate submission)."""
+        return [r for r in self.requests if r.path.rstrip("/").endswith("/batches")
+                and r.body is not None]
+
+    @property
+    def file_uploads(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.rstrip("/").endswith("/files")
+                and r.action == "upload"]
+
+    def submitted_custom_ids(self) -> list[str]:
+        """custom_ids of every batch created, in order (duplicates stay visible)."""
+        out: list[str] = []
+        for b in self.batches.values():
+            out += [json.loads(line)["custom_id"] for line in
+                    self.files[b["input_file_id"]]["content"].decode().splitlines() if line]
+        return out
+
+    def release(self, batch_id: str | None = None) -> None:
+        """Let held batches (batch_plan "hold") finish at their next retrieve."""
+        with self._lock:
+            for bid, b in self.batches.items():
+                if batch_id in (None, bid):
+                    b["_hold"] = False
+
+    def _new_file(self, content: bytes, purpose: str, filename: str) -> dict[str, Any]:
+        fid = f"file-{len(self.files) + 1:04d}"
+        obj = {"id": fid, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+               "filename": filename, "purpose": purpose, "status": "processed"}
+        self.files[fid] = {**obj, "content": content}
+        return obj
+
+    def _public(self, b: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in b.items() if not k.startswith("_")}
+
+    def _batch_post(self, path: str, headers: Any, raw: bytes,
+                    rec: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        path = path.split("?")[0].rstrip("/")
+        if path.endswith("/files"):
+            ctype = headers.get("Content-Type", "")
+            m = re.search(r"boundary=([^;]+)", ctype)
+            if not m:
+                return 400, {"error": {"message": "multipart body expected"}}
+            fields: dict[str, bytes] = {}
+            filename = "upload.jsonl"
+            for part in raw.split(b"--" + m.group(1).strip('"').encode()):
+                if b"\r\n\r\n" not in part:
+                    continue
+                head, _, data = part.partition(b"\r\n\r\n")
+                name = re.search(rb'name="([^"]+)"', head)
+                fn = re.search(rb'filename="([^"]*)"', head)
+                if name:
+                    fields[name.group(1).decode()] = data[:-2] if data.endswith(b"\r\n") else data
+                if fn:
+                    filename = fn.group(1).decode()
+            if "file" not in fields:
+                return 400, {"error": {"message": "no file part"}}
+            rec.action = "upload"
+            with self._lock:
+                return 200, self._new_file(fields["file"], fields.get("purpose", b"").decode(),
+                                           filename)
+        if path.endswith("/batches"):
+            body = json.loads(raw or b"{}")
+            rec.body = body
+            fid = body.get("input_file_id")
+            if fid not in self.files:
+                return 404, {"error": {"message": f"no file {fid}"}}
+            with self._lock:
+                bid = f"batch_{len(self.batches) + 1:04d}"
+                n = len([x for x in self.files[fid]["content"].splitlines() if x.strip()])
+                plan = self.batch_plan.popleft() if self.batch_plan else "complete"
+                self.batches[bid] = {
+                    "id": bid, "object": "batch", "endpoint": body.get("endpoint"),
+                    "input_file_id": fid, "completion_window": body.get("completion_window"),
+                    "created_at": int(time.time()), "status": "validating",
+                    "metadata": body.get("metadata"), "output_file_id": None,
+                    "error_file_id": None,
+                    "request_counts": {"total": n, "completed": 0, "failed": 0},
+                    "_plan": plan, "_hold": plan == "hold", "_polls": 0}
+                rec.action = "batch_create"
+                return 200, self._public(self.batches[bid])
+        m = re.search(r"/batches/([^/]+)/cancel$", path)
+        if m and m.group(1) in self.batches:
+            with self._lock:
+                b = self.batches[m.group(1)]
+                if b["status"] not in ("completed", "failed", "expired", "cancelled"):
+                    b["status"] = "cancelled"
+                return 200, self._public(b)
+        return 404, {"error": {"message": f"not found: {path}"}}
+
+    def _advance(self, b: dict[str, Any]) -> None:
+        """One retrieve moves a batch one status on: validating -> in_progress ->
+        finalizing -> completed (or failed / expired as its plan says); "hold" waits in
+        in_progress until `release`."""
+        b["_polls"] += 1
+        status, plan = b["status"], b["_plan"]
+        if status == "validating":
+            b["status"] = "failed" if plan == "fail" else "in_progress"
+            if plan == "fail":
+                b["errors"] = {"object": "list", "data": [
+                    {"code": "invalid_request", "message": "scripted validation failure"}]}
+        elif status == "in_progress" and not b["_hold"]:
+            if plan == "expire":
+                self._run_lines(b, limit=b["request_counts"]["total"] // 2)
+                b["status"] = "expired"
+            else:
+                b["status"] = "finalizing"
+        elif status == "finalizing":
+            self._run_lines(b)
+            b["status"] = "completed"
+
+    def _run_lines(self, b: dict[str, Any], limit: int | None = None) -> None:
+        out, err = [], []
+        lines = [x for x in self.files[b["input_file_id"]]["content"].decode().splitlines()
+                 if x.strip()]
+        for line in lines[:limit]:
+            req = json.loads(line)
+            body = req["body"]
+            rec = RecordedRequest(path="batch:" + req["url"], headers={}, body=body,
+                                  image_sha256=_images(body), user_text=_user_text(body))
+            self.batch_lines.append(rec)
+            code, payload, _ = self._complete(body, rec)
+            rid = f"req_{len(self.batch_lines)}"
+            if code == 200 and isinstance(payload, dict):
+                out.append({"id": rid, "custom_id": req["custom_id"],
+                            "response": {"status_code": 200, "request_id": rid,
+                                         "body": payload}, "error": None})
+            elif code >= 500:  # a line the service could not process: the error file
+                err.append({"id": rid, "custom_id": req["custom_id"], "response": None,
+                            "error": {"code": "server_error", "message": "scripted failure"}})
+            else:
+                out.append({"id": rid, "custom_id": req["custom_id"],
+                            "response": {"status_code": code, "request_id": rid,
+                                         "body": payload if isinstance(payload, dict)
+                                         else {"raw": payload.decode()}}, "error": None})
+        ok = sum(1 for o in out if o["response"]["status_code"] == 200)
+        b["request_counts"] = {"total": len(lines), "completed": ok,
+                               "failed": len(out) + len(err) - ok}
+        if out:
+            b["output_file_id"] = self._new_file(
+                "".join(json.dumps(o) + "\n" for o in out).encode(), "batch_output",
+                f"{b['id']}_output.jsonl")["id"]
+        if err:
+            b["error_file_id"] = self._new_file(
+                "".join(json.dumps(o) + "\n" for o in err).encode(), "batch_output",
+                f"{b['id']}_error.jsonl")["id"]
+
+    def _batch_get(self, path: str) -> tuple[int, dict[str, Any] | bytes]:
+        path = path.split("?")[0].rstrip("/")
+        m = re.search(r"/files/([^/]+)/content$", path)
+        if m:
+            f = self.files.get(m.group(1))
+            return (200, f["content"]) if f else (404, {"error": {"message": "no such file"}})
+        m = re.search(r"/files/([^/]+)$", path)
+        if m and m.group(1) in self.files:
+            return 200, {k: v for k, v in self.files[m.group(1)].items() if k != "content"}
+        m = re.search(r"/batches/([^/]+)$", path)
+        if m and m.group(1) in self.batches:
+            with self._lock:
+                b = self.batches[m.group(1)]
+                self._advance(b)
+                return 200, self._public(b)
+        if path.endswith("/batches"):
+            with self._lock:
+                data = [self._public(b) for b in reversed(list(self.batches.values()))]
+            return 200, {"object": "list", "data": data, "has_more": False,
+                         "first_id": data[0]["id"] if data else None,
+                         "last_id": data[-1]["id"] if data else None}
+        return 404, {"error": {"message": f"not found: {path}"}}
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -241,7 +475,8 @@ class FakeOpenAI:
                 with fake._lock:
                     fake.requests.append(rec)
                 if not self.path.endswith("/chat/completions"):
-                    self._send(404, b'{"error": {"message": "not found"}}')
+                    code, payload = fake._batch_post(self.path, self.headers, raw, rec)
+                    self._send(code, json.dumps(payload).encode())
                     return
                 wait = fake._take_rate_token()
                 if wait is not None:
@@ -252,34 +487,18 @@ class FakeOpenAI:
                                {"Retry-After": str(max(1, math.ceil(wait))),
                                 "retry-after-ms": str(int(wait * 1000) + 1)})
                     return
-                action = fake._next_action(rec.image_sha256)
-                rec.action = type(action).__name__
-                if fake.latency_s:
-                    time.sleep(fake.latency_s)
-                if isinstance(action, Hang):
-                    time.sleep(action.seconds)
-                    action = Answer()
-                if isinstance(action, Status):
-                    err = {"error": {"message": action.message, "type": "scripted",
-                                     "code": action.code_str}}
-                    headers = {"Retry-After": action.retry_after} if action.retry_after else {}
-                    self._send(action.code, json.dumps(err).encode(), headers)
-                    return
-                if isinstance(action, Malformed):
-                    self._send(200, action.body.encode())
-                    return
-                text = action.text if action.text is not None else fake.answer(rec.user_text)
-                completion: dict[str, Any] = {
-                    "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion",
-                    "created": int(time.time()), "model": (body or {}).get("model", "fake"),
-                    "choices": [{"index": 0, "finish_reason": action.finish_reason,
-                                 "message": {"role": "assistant", "content": text}}],
-                }
-                if action.usage:
-                    completion["usage"] = {"prompt_tokens": action.prompt_tokens,
-                                           "completion_tokens": action.completion_tokens,
-                                           "total_tokens": action.prompt_tokens
-                                           + action.completion_tokens}
-                self._send(200, json.dumps(completion).encode())
+                code, payload, headers = fake._complete(body, rec)
+                self._send(code, json.dumps(payload).encode() if isinstance(payload, dict)
+                           else payload, headers)
+
+            def do_GET(self) -> None:  # noqa: N802
+                rec = RecordedRequest(path=self.path, headers={k.lower(): v for k, v
+                                                               in self.headers.items()},
+                                      body=None, image_sha256=[], user_text="")
+                with fake._lock:
+                    fake.requests.append(rec)
+                code, payload = fake._batch_get(self.path)
+                self._send(code, payload if isinstance(payload, bytes)
+                           else json.dumps(payload).encode())
 
         return Handler
