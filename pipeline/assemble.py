@@ -24,6 +24,9 @@ refAB_detail_sd/_md quality_compare          responses to refAB_sd / refAB_md sa
 AB_detail_sd/_md    quality_compare_noref    refAB_detail converted
 ==================  =======================  =============================================
 
+plus the task families from human labels (A_score, A_align, ..., A_score_isp), written by
+pipeline/label_tasks.py from labels/<dataset>/ (docs/label-tasks.md).
+
 Every question/answer draw of a record comes from `rng_for(seed, "task/<task>")` of the
 sample's seed (a pair without a seed: a stable hash of its id), so a re-run writes
 byte-identical files; ids are ``<task>:<sample id>``. Train splits get `conversations`;
@@ -62,6 +65,10 @@ from pipeline.store import (
 from prompts import load_yaml, render
 
 __all__ = [
+    "ALL_TASKS",
+    "ALL_TASK_NAMES",
+    "LABEL_TASKS",
+    "LABEL_TASK_NAMES",
     "TASKS",
     "TASK_NAMES",
     "ComparisonPair",
@@ -126,8 +133,24 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("AB_detail_sd", "AB_detail", "quality_compare_noref", ("refAB_sd",)),
     TaskSpec("AB_detail_md", "AB_detail", "quality_compare_noref", ("refAB_md",)),
 )
-TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
-_BY_NAME = {t.name: t for t in TASKS}
+# Task families from human labels (pipeline/label_tasks.py, docs/label-tasks.md): no
+# sample kinds; written from labels/<dataset>/ by build_label_tasks.
+LABEL_TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec("A_score", "label", "quality_score_A_noref", ()),
+    TaskSpec("A_score_prompt", "label", "quality_score_A_prompt_noref", ()),
+    TaskSpec("A_align", "label", "quality_align_A_noref", ()),
+    TaskSpec("A_auth", "label", "quality_auth_A_noref", ()),
+    TaskSpec("AB_score_prompt", "label", "quality_compare_prompt_noref", ()),
+    TaskSpec("AB_align", "label", "quality_compare_align_noref", ()),
+    TaskSpec("AB_auth", "label", "quality_compare_auth_noref", ()),
+    TaskSpec("A_score_isp", "label", "quality_score_isp_noref", ()),
+    TaskSpec("A_describe", "label", "quality_describe_A_noref", ()),
+)
+LABEL_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in LABEL_TASKS)
+TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)  # the spec's fourteen
+ALL_TASKS: tuple[TaskSpec, ...] = TASKS + LABEL_TASKS
+ALL_TASK_NAMES: tuple[str, ...] = TASK_NAMES + LABEL_TASK_NAMES
+_BY_NAME = {t.name: t for t in ALL_TASKS}
 _MIN_POOL = 20
 
 
@@ -563,7 +586,7 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
         store: the dataset folder.
         kinds: sample kinds to read (default: the manifest's).
         splits: splits to write (default: the manifest's, plus splits of pair files).
-        tasks: restrict to these task names (default: all fourteen).
+        tasks: restrict to these task names (default: all, label tasks included).
         validate: check every record against pipeline.schema before writing.
 
     Returns:
@@ -576,12 +599,13 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
     cfg = manifest.tasks
     pools = load_pools(cfg.questions_version)
     kinds = list(kinds) if kinds is not None else manifest.kinds()
-    wanted_tasks = list(tasks) if tasks is not None else list(TASK_NAMES)
+    wanted_tasks = list(tasks) if tasks is not None else list(ALL_TASK_NAMES)
     unknown = [t for t in wanted_tasks if t not in _BY_NAME]
     if unknown:
-        msg = f"unknown task(s) {unknown}; known: {', '.join(TASK_NAMES)}"
+        msg = f"unknown task(s) {unknown}; known: {', '.join(ALL_TASK_NAMES)}"
         raise ValueError(msg)
     pair_sources = _pair_sources(manifest, store, cfg.pair_sources)
+    requested_splits = list(splits) if splits is not None else None
     if splits is None:
         splits = list(manifest.splits())
         for source in pair_sources:
@@ -628,11 +652,21 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
         for task, sink in out.items():
             counts.setdefault(task, {})[split] = sink.count
 
+    label_tasks = [t for t in wanted_tasks if t in LABEL_TASK_NAMES]
+    folds: dict[str, dict[str, int]] = {}
+    if label_tasks and manifest.sources:
+        from pipeline.label_tasks import build_label_tasks
+
+        labelled = build_label_tasks(manifest, store, tasks=label_tasks,
+                                     splits=requested_splits, validate=validate)
+        counts.update(labelled["tasks"])
+        folds = labelled["folds"]
+        skipped.update({f"labels:{k}": n for k, n in labelled["skipped"].items()})
     summary = {"tasks": counts, "skipped": dict(skipped), "dropped": dict(dropped),
                "filtered": dict(filtered), "responder_key": key,
                "questions_version": cfg.questions_version,
                "severity_filter_noref": cfg.severity_filter_noref,
-               "pair_sources": pair_sources}
+               "pair_sources": pair_sources, "folds": folds}
     previous = _read_summary(store)
     merged = _merge_summary(previous, summary)
     atomic_write_json(store.root / "tasks" / "summary.json", merged)
@@ -727,5 +761,5 @@ def _merge_summary(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for t, per_split in new["tasks"].items():
         tasks.setdefault(t, {}).update(per_split)
     merged = dict(new)
-    merged["tasks"] = {t: tasks[t] for t in TASK_NAMES if t in tasks}
+    merged["tasks"] = {t: tasks[t] for t in ALL_TASK_NAMES if t in tasks}
     return merged

@@ -62,6 +62,7 @@ from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS, SamplePlan
 from pipeline.seeds import stable_hash
 from pipeline.respond import stage_respond
+from pipeline.respond.mos import stage_respond_mos
 from pipeline.resume import HashLedger, Resume, files_under, sha256_file
 from pipeline.store import LOGS_DIR, Store, atomic_write_json, read_jsonl
 from pipeline.synthesize import (
@@ -567,6 +568,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
+    ("respond_labels", stage_respond_mos),  # pipeline/respond/mos.py: tasks.labels.describe
     ("assemble", stage_assemble),
     ("report", stage_report),
     ("lock", stage_lock),

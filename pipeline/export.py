@@ -42,7 +42,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline.assemble import TASK_NAMES, dump_task_file, read_task_file
+from pipeline.assemble import ALL_TASK_NAMES as TASK_NAMES
+from pipeline.assemble import dump_task_file, read_task_file
 from pipeline.exporters.jsonl import from_row as from_jsonl
 from pipeline.exporters.jsonl import to_row as to_jsonl
 from pipeline.exporters.llava import (

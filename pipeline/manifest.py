@@ -37,8 +37,10 @@ from pipeline.records import KINDS
 __all__ = [
     "DeqaSourceConfig",
     "ExportOptions",
+    "IspConfig",
     "JudgeConfig",
     "LabelSourceConfig",
+    "LabelTasksConfig",
     "Manifest",
     "ManifestError",
     "ReferencesConfig",
@@ -243,6 +245,45 @@ class ExportOptions(_Config):
     qinsight_data_root: str = "./data/dqgen"
 
 
+class IspConfig(_Config):
+    """In-context scoring records (`A_score_isp`, docs/label-tasks.md).
+
+    `k`: example images per record. `per_image`: records per target image (0: none).
+    `scale_probability`: train records whose scores go through a seeded monotone map
+    s -> s ** gamma, gamma log-uniform in [1 / gamma_max, gamma_max]. `flip_probability`:
+    train records with scores 1 - s ("lower is better"). `augment_test`: the same draws on
+    other splits too (default: test records are never augmented).
+    """
+
+    k: int = Field(3, ge=1, le=15)
+    per_image: int = Field(1, ge=0, le=10)
+    scale_probability: float = Field(0.5, ge=0.0, le=1.0)
+    gamma_max: float = Field(2.0, ge=1.0, le=10.0)
+    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+    augment_test: bool = False
+
+
+class LabelTasksConfig(_Config):
+    """Task families built from the human labels of `sources` (docs/label-tasks.md).
+
+    `score`: A_score for every MOS source. `aigc`: A_score_prompt, A_align, A_auth and the
+    AB_* comparisons per target for sources with prompts. `folds`: write the first K repeated
+    splits of prompt-split sources as tasks/<task>/fold<k>/{train,test}.json (0: none).
+    `isp`: in-context scoring records. `prompt_max_chars`: longest prompt quoted in a question
+    (longer ones are cut at a word and end with "..."; the record keeps the full prompt).
+    `describe`: run the MOS-grounded respond pass (pipeline/respond/mos.py, the manifest's
+    responder) and write A_describe; `describe_version`: its instruction version.
+    """
+
+    score: bool = True
+    aigc: bool = True
+    folds: int = Field(0, ge=0, le=100)
+    isp: IspConfig = IspConfig()
+    prompt_max_chars: int = Field(200, ge=16, le=2000)
+    describe: bool = False
+    describe_version: str = "v1"
+
+
 class TasksConfig(_Config):
     """How the assemble/export/report stages write task files (see README "Task files").
 
@@ -268,6 +309,7 @@ class TasksConfig(_Config):
     export_options: ExportOptions = ExportOptions()
     report: bool = True
     contact_sheet_samples: int = Field(12, ge=0, le=64)
+    labels: LabelTasksConfig = LabelTasksConfig()  # label task families (label_tasks)
     extra: dict[str, Any] = {}
 
 

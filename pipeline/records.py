@@ -6,7 +6,7 @@ Paths inside records are POSIX paths relative to the dataset root.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,7 +118,9 @@ class ResponseRecord(Record):
     """One accepted MLLM (or template) answer for a sample."""
 
     sample_id: str
-    kind: Kind
+    # a sample kind, or "mos/<dataset>": an image of a human-labelled source described
+    # with its human score (pipeline/respond/mos.py)
+    kind: Kind | Annotated[str, Field(pattern=r"^mos/[a-z0-9]+$")]
     split: str
     responder: str  # "template", "openai", "replay"
     model: str

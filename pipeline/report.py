@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from distortions.pairs import CATEGORY_PHRASES
-from pipeline.assemble import TASK_NAMES, TASKS, iter_task_file, short_answer
+from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, iter_task_file, short_answer
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
 from pipeline.seeds import rng_for
@@ -276,7 +276,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
     task_categories: dict[str, dict[str, dict[str, int]]] = {}
     task_severities: dict[str, dict[str, dict[str, int]]] = {}
     answer_forms: Counter[str] = Counter()
-    for task in TASK_NAMES:
+    for task in ALL_TASK_NAMES:
         folder = store.root / "tasks" / task
         if not folder.is_dir():
             continue
@@ -604,9 +604,9 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
            f"graceful-degradation notes: {stats['degradation_notes']}", ""]
     splits = _order({s for v in stats["tasks"].values() for s in v})
     out += ["## Task files", ""]
-    spec = {t.name: t for t in TASKS}
+    spec = {t.name: t for t in ALL_TASKS}
     rows = [[t, spec[t].task_type, *[stats["tasks"][t].get(s, 0) for s in splits],
-             sum(stats["tasks"][t].values())] for t in TASK_NAMES if t in stats["tasks"]]
+             sum(stats["tasks"][t].values())] for t in ALL_TASK_NAMES if t in stats["tasks"]]
     out += [_table(["task", "task_type", *splits, "total"], rows) if rows else "(none)", ""]
     if stats["answer_forms"]:
         out += ["Answer forms: " + ", ".join(f"{k} {v}" for k, v in

@@ -34,18 +34,31 @@ __all__ = [
     "validate_task_record",
 ]
 
+# The first four are the spec's; the others are the label task families of
+# pipeline/label_tasks.py (docs/label-tasks.md). Every type contains "quality" (DepictQA's
+# TrainDataset reads image_ref/image_A/image_B only for such types) and follows the same
+# image rules: `_noref` -> no reference, `quality_compare*` -> image B.
 TaskType = Literal[
-    "quality_single_A", "quality_single_A_noref", "quality_compare", "quality_compare_noref"
+    "quality_single_A", "quality_single_A_noref", "quality_compare", "quality_compare_noref",
+    "quality_score_A_noref", "quality_score_A_prompt_noref", "quality_align_A_noref",
+    "quality_auth_A_noref", "quality_compare_prompt_noref", "quality_compare_align_noref",
+    "quality_compare_auth_noref", "quality_score_isp_noref", "quality_describe_A_noref",
 ]
 TASK_TYPES: tuple[str, ...] = (
     "quality_single_A", "quality_single_A_noref", "quality_compare", "quality_compare_noref",
+    "quality_score_A_noref", "quality_score_A_prompt_noref", "quality_align_A_noref",
+    "quality_auth_A_noref", "quality_compare_prompt_noref", "quality_compare_align_noref",
+    "quality_compare_auth_noref", "quality_score_isp_noref", "quality_describe_A_noref",
 )
 IMAGE_TOKEN = "<image>"
 
 
 def split_form(split: str) -> Literal["train", "test"]:
-    """Record form of a split: `train` -> conversations; anything else -> query/answer."""
-    return "train" if split == "train" else "test"
+    """Record form of a split: `train` -> conversations; anything else -> query/answer.
+
+    A fold's split (`fold3/train`, docs/label-tasks.md) has the form of its last part.
+    """
+    return "train" if split.rsplit("/", 1)[-1] == "train" else "test"
 
 
 def _check_rel_path(path: str | None, field: str) -> str | None:
@@ -170,7 +183,7 @@ class LlavaRecord(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     id: str = Field(min_length=1)
-    image: list[str] = Field(min_length=1, max_length=3)
+    image: list[str] = Field(min_length=1, max_length=16)  # A_score_isp: K + 1
     conversations: list[Turn] = Field(min_length=2)
 
     @field_validator("image")
@@ -210,7 +223,7 @@ class ShareGPTRecord(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     messages: list[ShareGPTMessage] = Field(min_length=2)
-    images: list[str] = Field(min_length=1, max_length=3)
+    images: list[str] = Field(min_length=1, max_length=16)
 
     @field_validator("images")
     @classmethod

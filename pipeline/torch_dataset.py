@@ -8,7 +8,8 @@
 Each item is a dict: `id`, `task_type`, `question`, `answer`, `images` (the record's images
 in the order reference, A, B; PIL RGB images, or float tensors C x H x W in [0, 1] with
 `to_tensor=True`, or whatever `transform` returns), `image_names` (["ref", "A", "B"] for
-the images present), `record` (the full record, provenance included). Images are decoded
+the images present; A_score_isp records put their examples "example1".."exampleK" first),
+`record` (the full record, provenance included). Images are decoded
 lazily in `__getitem__`, so workers of a DataLoader share nothing but paths.
 """
 
@@ -88,9 +89,12 @@ class TaskDataset(Dataset):
             question, answer = rec["conversations"][0]["value"], rec["conversations"][1]["value"]
         else:
             question, answer = rec["query"], rec["answer"]
-        present = [(key, name) for key, name in _NAMES if rec.get(key) is not None]
+        present = [(rec[key], name) for key, name in _NAMES if rec.get(key) is not None]
+        # A_score_isp records: the scored examples first, then the image to score (A)
+        examples = [(p, f"example{i + 1}") for i, p in enumerate(rec.get("isp_images") or [])]
+        present = examples + present
         return {"id": rec["id"], "task_type": rec["task_type"], "question": question,
-                "answer": answer, "images": [self._load(rec[k]) for k, _ in present],
+                "answer": answer, "images": [self._load(p) for p, _ in present],
                 "image_names": [name for _, name in present], "record": rec}
 
 

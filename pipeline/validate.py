@@ -9,7 +9,9 @@ An answer is rejected (and, within a bounded number of re-asks, asked again) whe
   truth, pristine image, ...), which a no-reference task could not know about;
 - `missing_distortion`: does not name every distorted category of A (and B) with a word
   from the synonym table `prompts/synonyms.yaml`;
-- `no_verdict`: (pairs) does not say explicitly which of Image A and Image B is better.
+- `no_verdict`: (pairs) does not say explicitly which of Image A and Image B is better;
+- `level_mismatch`: (MOS-grounded descriptions, `validate_mos_answer`) does not use the
+  level word of the image's human score bin, or uses another level word.
 
 A pair verdict that contradicts the judge is kept and flagged `verdict_contradicts_judge`.
 All functions here are pure.
@@ -32,11 +34,13 @@ __all__ = [
     "mentions_category",
     "parse_verdict",
     "validate_answer",
+    "validate_mos_answer",
     "word_count",
 ]
 
 REASONS: tuple[str, ...] = ("empty", "refusal", "too_long", "mentions_reference",
-                            "missing_distortion", "no_verdict")
+                            "missing_distortion", "no_verdict", "level_mismatch")
+_LEVEL = re.compile(r"\b(excellent|good|fair|poor|bad)\b", re.IGNORECASE)
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’\-][A-Za-z0-9]+)*")
 
@@ -198,3 +202,21 @@ def validate_answer(
             flags.append("verdict_contradicts_judge")
     return Validation(ok=not reasons, reasons=tuple(reasons), flags=tuple(flags),
                       verdict=verdict, words=words, missing=missing)
+
+
+def validate_mos_answer(text: str, *, level: str, word_limit: int,
+                        tolerance: float = 0.2) -> Validation:
+    """Check one MOS-grounded description: the rules of `validate_answer` for one clean
+    image (empty, refusal, too_long, mentions_reference), plus `level_mismatch` when the
+    text does not name `level` (excellent, good, fair, poor, bad: the bin of the human
+    score) or names any other of the five level words.
+    """
+    base = validate_answer(text, word_limit=word_limit, A=(), tolerance=tolerance)
+    if base.reasons == ("empty",):
+        return base
+    found = {m.lower() for m in _LEVEL.findall(text)}
+    reasons = list(base.reasons)
+    if level.lower() not in found or found - {level.lower()}:
+        reasons.append("level_mismatch")
+    return Validation(ok=not reasons, reasons=tuple(reasons), flags=base.flags,
+                      words=word_count(text))

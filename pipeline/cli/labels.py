@@ -133,7 +133,13 @@ def build(
         help="Dataset folder (default: the manifest's `output`).",
     ),
     tasks: bool = typer.Option(
-        True, "--tasks/--no-tasks", help="Also write the refAB_brief / AB_brief task files."
+        True, "--tasks/--no-tasks",
+        help="Also write the refAB_brief / AB_brief and label task files (docs/label-tasks.md).",
+    ),
+    folds: int = typer.Option(
+        None, "--folds", "--repeat", min=0, show_default=False,
+        help="Write the first K repeated prompt-grouped splits as tasks/TASK/foldK/ "
+        "(default: the manifest's tasks.labels.folds).",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -183,9 +189,14 @@ def build(
         )
     emit(table, result, as_json)
     if tasks:
-        from pipeline.assemble import assemble_tasks
+        from pipeline.assemble import LABEL_TASK_NAMES, assemble_tasks
 
-        summary: dict[str, Any] = assemble_tasks(m, store, tasks=["refAB_brief", "AB_brief"])
+        if folds is not None:
+            labels_cfg = m.tasks.labels.model_copy(update={"folds": folds})
+            m = m.model_copy(update={"tasks": m.tasks.model_copy(update={"labels": labels_cfg})})
+
+        summary: dict[str, Any] = assemble_tasks(
+            m, store, tasks=["refAB_brief", "AB_brief", *LABEL_TASK_NAMES])
         for task, per_split in summary["tasks"].items():
             console.print(f"{task}: {_fmt(per_split)}", highlight=False)
     if result["failures"]:

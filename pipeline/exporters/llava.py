@@ -59,9 +59,22 @@ _BACKGROUND = (255, 255, 255)
 _INK = (0, 0, 0)
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 11 <= n % 100 <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def panel_positions(n: int) -> tuple[str, ...]:
+    """Where each of n panels sits: left/middle/right up to three, else 1st, 2nd, ... from
+    the left (in-context records show their examples and the target in one row)."""
+    return _POSITIONS.get(n) or tuple(_ordinal(i) for i in range(1, n + 1))
+
+
 def record_images(rec: dict[str, Any]) -> list[str]:
-    """The images of a task record in the order the model sees them: reference, A, B."""
-    return [rec[k] for k in ("image_ref", "image_A", "image_B") if rec.get(k) is not None]
+    """The images of a task record in the order the model sees them: reference, A, B; an
+    in-context record (A_score_isp) has its example images first, the image to score last."""
+    examples = list(rec.get("isp_images") or [])
+    return examples + [rec[k] for k in ("image_ref", "image_A", "image_B")
+                       if rec.get(k) is not None]
 
 
 def image_labels(rec: dict[str, Any]) -> list[str]:
@@ -69,6 +82,8 @@ def image_labels(rec: dict[str, Any]) -> list[str]:
     # The questions call the images "the reference image", "the evaluated image" or
     # "Image A" / "Image B"; each placeholder line or panel says which image it is.
     compare = rec.get("image_B") is not None
+    if rec.get("isp_images"):
+        return [f"Example {i + 1}" for i in range(len(rec["isp_images"]))] + ["Last image"]
     labels = []
     if rec.get("image_ref") is not None:
         labels.append("Reference image")
@@ -118,7 +133,8 @@ def panel_names(rec: dict[str, Any]) -> list[str]:
 
 def panel_legend(labels: list[str]) -> str:
     """The sentence that names the panels of a canvas, left to right."""
-    names = [f"the {pos} panel ({label})" for pos, label in zip(_POSITIONS[len(labels)], labels)]
+    positions = panel_positions(len(labels))
+    names = [f"the {pos} panel ({label})" for pos, label in zip(positions, labels)]
     joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"The image shows {len(labels)} panels side by side: {joined}."
 
@@ -143,7 +159,7 @@ def to_llava15(rec: dict[str, Any], composed: str | None = None) -> dict[str, An
     names = panel_names(rec)
     out = _record(rec, composed, f"{IMAGE_TOKEN}\n{panel_legend(names)}\n{question}", answer)
     out["panels"] = [{"name": n, "position": p, "image": i} for n, p, i in
-                     zip(names, _POSITIONS[len(images)], images)]
+                     zip(names, panel_positions(len(images)), images)]
     return out
 
 

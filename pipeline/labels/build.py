@@ -248,8 +248,9 @@ def _build_one(
     # images the task records point at: labels/<dataset>/src/<path as in the source>
     if src.images == "copy":
         used = [p for pr in pairs for p in (pr.A_path, pr.B_path, pr.ref_path) if p is not None]
-        if not src.pairs:
-            used = [p for im in images for p in (im.path, im.ref_path) if p is not None]
+        labels_cfg = manifest.tasks.labels  # the label tasks show every image
+        if not src.pairs or labels_cfg.score or labels_cfg.aigc or labels_cfg.isp.per_image:
+            used += [p for im in images for p in (im.path, im.ref_path) if p is not None]
         _copy_images(store, spec.name, root, used)
     else:
         _link_source(store, spec.name, root)

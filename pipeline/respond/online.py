@@ -35,7 +35,7 @@ from pipeline.responders.prompting import Instruction, build_request
 from pipeline.store import Store, append_jsonl, atomic_write_json, read_jsonl
 from pipeline.validate import validate_answer
 
-__all__ = ["_Run", "_SplitResult"]
+__all__ = ["SampleSource", "_Run", "_SplitResult"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,39 @@ def load_instruction(kind: str, version: str) -> Instruction:
     return package.load_instruction(kind, version)
 
 
+class SampleSource:
+    """What a run answers: the synthetic samples (samples/<kind>/<split>.jsonl) with their
+    instructions and validation rules. Other item kinds plug in by providing the same
+    methods (pipeline/respond/mos.py: human-labelled images with their MOS), so cache,
+    budget, rate limits, retries, re-asks and the failure log stay one implementation."""
+
+    def version(self, config: ResponderConfig) -> str:
+        return config.prompt_version
+
+    def items(self, store: Store, kind: str, split: str) -> list[Any]:
+        return list(read_jsonl(store.samples_path(kind, split), SampleRecord))
+
+    def out_path(self, store: Store, key: str, kind: str, split: str) -> Any:
+        return store.responses_path(key, kind, split)
+
+    def instruction(self, kind: str, version: str) -> Instruction:
+        return load_instruction(kind, version)
+
+    def request(self, sample: Any, store: Store, instruction: Instruction, *, reask: int,
+                reasons: tuple[str, ...], extra: dict[str, Any],
+                image_detail: str) -> ResponseRequest:
+        return build_request(sample, store, instruction, reask=reask, reasons=reasons,
+                             extra=extra, image_detail=image_detail)
+
+    def validate(self, sample: Any, request: ResponseRequest, text: str,
+                 tolerance: float) -> Any:
+        B = sample.image_B.distortions if sample.image_B is not None else None
+        return validate_answer(text, word_limit=request.word_limit,
+                               A=sample.image_A.distortions, B=B,
+                               judge_A_better=sample.judge.A_better_B if sample.judge else None,
+                               tolerance=tolerance)
+
+
 @dataclass
 class _SplitResult:
     summary: dict[str, Any]
@@ -66,7 +99,9 @@ class _Run:
     """State shared by the splits of one run: responder, limiter, budget, cache."""
 
     def __init__(self, store: Store, responder: Responder, config: ResponderConfig,
-                 progress: ProgressFn | None, budget: Budget | None) -> None:
+                 progress: ProgressFn | None, budget: Budget | None,
+                 source: SampleSource | None = None) -> None:
+        self.source = source if source is not None else SampleSource()
         self.store = store
         # set by `respond` (pipeline/respond/run.py): the build's process pool for local
         # responders (pipeline/respond/local.py) and the detail subsets (pipeline/detail.py)
@@ -199,11 +234,7 @@ class _Run:
         return self.batch_price if reply.mode == "batch" else self.price
 
     def _validate(self, sample: SampleRecord, request: ResponseRequest, text: str) -> Any:
-        B = sample.image_B.distortions if sample.image_B is not None else None
-        return validate_answer(text, word_limit=request.word_limit,
-                               A=sample.image_A.distortions, B=B,
-                               judge_A_better=sample.judge.A_better_B if sample.judge else None,
-                               tolerance=self.config.word_limit_tolerance)
+        return self.source.validate(sample, request, text, self.config.word_limit_tolerance)
 
     # one sample ----------------------------------------------------------------------
     async def _sample(self, sample: SampleRecord, instruction: Instruction, rel_out: str,
@@ -218,10 +249,10 @@ class _Run:
         last_text: str | None = None
         for reask in range(max_reasks + 1):
             try:
-                request = build_request(sample, self.store, instruction, reask=reask,
-                                        reasons=reasons, extra=self.config.extra,
-                                        image_detail=self.config.image_detail)
-                if self.structured and sample.image_B is not None:
+                request = self.source.request(sample, self.store, instruction, reask=reask,
+                                              reasons=reasons, extra=self.config.extra,
+                                              image_detail=self.config.image_detail)
+                if self.structured and getattr(sample, "image_B", None) is not None:
                     request = dataclasses.replace(request, response_format=COMPARISON_FORMAT)
                 accept = None
                 if retrying:
@@ -298,13 +329,12 @@ class _Run:
                     retry_failed: bool = False) -> _SplitResult:
         t0 = time.monotonic()
         store, responder = self.store, self.responder
-        samples_path = store.samples_path(kind, split)
         subset = self.subsets.get((kind, split))  # None: every sample gets an answer
-        samples = [s for s in read_jsonl(samples_path, SampleRecord)
+        samples = [s for s in self.source.items(store, kind, split)
                    if subset is None or s.sample_id in subset]
-        out_path = store.responses_path(responder.key, kind, split)
+        out_path = self.source.out_path(store, responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
-        version = self.config.prompt_version
+        version = self.source.version(self.config)
         with file_lock(out_path):
             repair(out_path)
             rows, superseded = set_aside_other_versions(store, out_path, version)
@@ -326,9 +356,10 @@ class _Run:
             self.progress(kind, split, 0, total)
         if todo:
             self._write_responder_info()
-            instruction = load_instruction(kind, self.config.prompt_version)
+            instruction = self.source.instruction(kind, version)
             queue: asyncio.Queue[SampleRecord] = asyncio.Queue()
-            if self.pool is not None and not responder.paid:  # local: over the pool
+            if (self.pool is not None and not responder.paid
+                    and type(self.source) is SampleSource):  # local samples: over the pool
                 from pipeline.respond.local import run_local
 
                 run_local(self, self.pool, kind, split, todo, rel_out, retry_ids, counts,

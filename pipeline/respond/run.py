@@ -51,7 +51,7 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
-                run_id: str | None = None, wait: bool = True,
+                run_id: str | None = None, wait: bool = True, source: Any = None,
                 extra: dict[str, Any] | None = None, pool: Executor | None = None,
                 subsets: dict[tuple[str, str], set[str] | None] | None = None
                 ) -> list[_SplitResult]:
@@ -62,7 +62,7 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
     `pool`: local responders answer over it (pipeline/respond/local.py); `subsets`: the
     detail subsets per (kind, split) (pipeline/detail.py; None: every sample)."""
     targets = list(targets)
-    run = _Run(store, responder, config, progress, budget)
+    run = _Run(store, responder, config, progress, budget, source=source)
     run.pool, run.subsets = pool, dict(subsets or {})
     batch = None
     if config.mode == "batch" and responder.paid:

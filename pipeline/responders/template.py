@@ -78,6 +78,47 @@ _COLOURS = (("red", 0), ("orange", 30), ("yellow", 60), ("green", 120), ("cyan",
             ("blue", 230), ("purple", 280), ("magenta", 320), ("red", 360))
 
 
+# MOS-grounded descriptions (pipeline/respond/mos.py): one sentence per level bin, none of
+# them using another level word, so the answer always passes validate_mos_answer.
+_MOS_DETAIL: dict[str, tuple[str, ...]] = {
+    "excellent": ("Edges are crisp, colours look natural and fine texture is fully kept.",
+                  "Detail is sharp throughout, with clean tones and no visible artifacts."),
+    "good": ("Detail is mostly sharp and colours look natural, with only minor flaws.",
+             "Edges are clear and noise is hardly visible; small imperfections remain."),
+    "fair": ("Some softness, noise or artifacts are visible, though the content stays clear.",
+             "Fine texture is partly lost and some flaws show, but the scene reads well."),
+    "poor": ("Blur, noise or artifacts are clearly visible and hide many details.",
+             "Texture is largely lost and visible defects distract from the content."),
+    "bad": ("Heavy degradation makes the content hard to make out.",
+            "Severe defects wipe out detail and dominate the whole picture."),
+}
+_MOS_ALIGN = (("closely follows its prompt", 0.6), ("partly follows its prompt", 0.4),
+              ("follows its prompt only loosely", 0.0))
+
+
+def _mos_answer(request: ResponseRequest) -> str:
+    item = request.sample
+    rng = rng_for(item.seed, "template/mos")  # type: ignore[attr-defined]
+    path = next((img.path for img in request.images if img.role == "A"), None)
+    try:
+        stats = image_stats(_load(str(path)))
+    except (OSError, TypeError) as err:
+        msg = f"sample {item.sample_id}: cannot read image for the template: {err}"
+        raise ResponderError(msg, kind="missing_image") from None
+    level: str = item.level  # type: ignore[attr-defined]
+    pool = _MOS_DETAIL[level]
+    parts = [_content(stats, rng), pool[int(rng.integers(len(pool)))]]
+    align = getattr(item, "align_score", None)
+    if align is not None:
+        phrase = next(p for p, lo in _MOS_ALIGN if align >= lo)
+        parts.append(f"The image {phrase}.")
+    parts.append(_OVERALL[int(rng.integers(len(_OVERALL)))].format(q=level))
+    text = " ".join(parts)
+    if word_count(text) > request.word_limit:
+        text = " ".join(parts[1:])
+    return text
+
+
 @functools.lru_cache(maxsize=256)
 def _load(path: str) -> np.ndarray:
     with Image.open(path) as im:
@@ -196,6 +237,8 @@ class TemplateResponder:
 
     def answer(self, request: ResponseRequest) -> str:
         """The template text of one request (pure function of the sample and its images)."""
+        if request.prompt_id == "mos_describe":
+            return _mos_answer(request)
         sample = request.sample
         rng = rng_for(sample.seed, "template")
         multi = sample.kind.endswith("_md")

@@ -61,7 +61,9 @@ def store(tmp_path_factory):
 
 
 def _images(rec):
-    return [rec[k] for k in ("image_ref", "image_A", "image_B") if rec[k] is not None]
+    # what the model sees: in-context examples (A_score_isp) first, then ref, A, B
+    return list(rec.get("isp_images") or []) + [
+        rec[k] for k in ("image_ref", "image_A", "image_B") if rec[k] is not None]
 
 
 # --------------------------------------------------------------------------- LLaVA 1.5
@@ -352,12 +354,14 @@ def test_jsonl_one_schema_loads_with_datasets(store, tmp_path) -> None:
     datasets = pytest.importorskip("datasets")
     # the folder (its README.md declares configs and features): every task, both splits
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))
-    assert sum(d.num_rows for d in ds.values()) == total
-    assert set(ds) == {"train", "test"}
+    # the default config: every task but the k-fold sets (configs of their own)
+    plain = [p for p in paths if not p.parent.name.startswith("fold")]
+    assert set(ds) == {p.stem for p in plain} and {"train", "test"} <= set(ds)
     for split, d in ds.items():
         assert tuple(d.column_names) == ROW_KEYS and set(d["split"]) == {split}
-    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines()]
-    assert sorted([*ds["train"]["id"], *ds["test"]["id"]]) == sorted(r["id"] for r in rows)
+    rows = [json.loads(line) for p in plain for line in p.read_text().splitlines()]
+    assert sum(d.num_rows for d in ds.values()) == len(rows) <= total
+    assert sorted(i for d in ds.values() for i in d["id"]) == sorted(r["id"] for r in rows)
 
 
 # --------------------------------------------------------------------------- derived data
