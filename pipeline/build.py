@@ -474,11 +474,18 @@ def stage_labels(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _derived_inputs(ctx: BuildContext) -> list[Path]:
-    """The files the task files and the report are made from: samples, responses and
-    human-judged pairs (what `assemble_tasks` and `write_report` read)."""
+    """The files the task files and the report are made from: samples, responses,
+    human-judged pairs and the labels stage's records (what `assemble_tasks` and
+    `write_report` read)."""
     root = ctx.store.root
     files = sorted(p for p in (root / "samples").glob("*/*.jsonl")) if (root / "samples").is_dir() else []
     files += [p for p in files_under(root, "responses", "pairs") if p.suffix == ".jsonl"]
+    # human-labelled sources (labels stage): records, pairs and splits of each dataset
+    # (not labels/<dataset>/src, the link to the source images)
+    labels = root / "labels"
+    if labels.is_dir():
+        files += sorted(p for p in labels.glob("*/*") if p.is_file() and not p.is_symlink()
+                        and p.suffix in (".json", ".jsonl"))
     return files
 
 
