@@ -7,12 +7,15 @@ Public API::
     CATEGORIES    category -> tuple of names
     sample_single(rng) -> (name, severity)
     sample_pair(rng)   -> ((name1, severity1), (name2, severity2))   # multi-distortion
+    COLOUR_CATEGORIES  categories that act on colour only (no effect on a grey image)
 
 Every function has the signature `(image uint8 HxWx3, severity 1..5, rng) -> uint8 HxWx3`,
 draws randomness only from `rng`, never modifies its input, and does no I/O.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import numpy as np
 
@@ -50,6 +53,7 @@ from distortions.registry import (
 __all__ = [
     "ALIASES",
     "CATEGORIES",
+    "COLOUR_CATEGORIES",
     "CATEGORY_ORDER",
     "CATEGORY_PHRASES",
     "GRADES_MD",
@@ -68,8 +72,13 @@ __all__ = [
     "grade_word",
     "names",
     "sample_pair",
+    "sample_pair_v1",
     "sample_single",
 ]
+
+# Categories whose distortions change only colour: on a grey image (R = G = B) they leave
+# every pixel as it is, so a sampler given `exclude=COLOUR_CATEGORIES` never draws them.
+COLOUR_CATEGORIES: tuple[str, ...] = ("saturate_strengthen", "saturate_weaken")
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     cat: tuple(n for n, s in REGISTRY.items() if s.category == cat) for cat in CATEGORY_ORDER
@@ -130,24 +139,59 @@ def apply_with_notes(
     return out, list(notes)
 
 
-def sample_single(rng: np.random.Generator, *, max_severity: int = 5) -> tuple[str, int]:
-    """Draw (name, severity): category uniform over the 12, name uniform in it, severity uniform."""
-    cat = CATEGORY_ORDER[int(rng.integers(len(CATEGORY_ORDER)))]
+def _category(rng: np.random.Generator, exclude: Collection[str]) -> str:
+    """A category uniform over those not excluded (drawn over all 12, redrawn while excluded,
+    so the stream of a draw with nothing excluded is the same as before)."""
+    if set(exclude) >= set(CATEGORY_ORDER):
+        msg = "every category is excluded"
+        raise ValueError(msg)
+    while True:
+        cat = CATEGORY_ORDER[int(rng.integers(len(CATEGORY_ORDER)))]
+        if cat not in exclude:
+            return cat
+
+
+def _member(rng: np.random.Generator, cat: str, max_severity: int) -> tuple[str, int]:
     members = CATEGORIES[cat]
-    name = members[int(rng.integers(len(members)))]
-    return name, int(rng.integers(1, max_severity + 1))
+    return members[int(rng.integers(len(members)))], int(rng.integers(1, max_severity + 1))
+
+
+def sample_single(rng: np.random.Generator, *, max_severity: int = 5,
+                  exclude: Collection[str] = ()) -> tuple[str, int]:
+    """Draw (name, severity): category uniform over the 12 (less `exclude`), name uniform in
+    it, severity uniform 1..max_severity."""
+    return _member(rng, _category(rng, exclude), max_severity)
 
 
 def sample_pair(
-    rng: np.random.Generator, *, max_severity: int = 3
+    rng: np.random.Generator, *, max_severity: int = 3, exclude: Collection[str] = ()
 ) -> tuple[tuple[str, int], tuple[str, int]]:
-    """Draw a multi-distortion pair: first category uniform, second uniform among the
-    categories the pair table allows after it, names uniform, severities uniform 1..3."""
-    first_cat = CATEGORY_ORDER[int(rng.integers(len(CATEGORY_ORDER)))]
-    allowed = PAIR_TABLE[first_cat]
+    """Draw a multi-distortion pair as the original build did: two distinct categories in
+    order (uniform), redrawn until the pair table allows the second after the first (and
+    neither is in `exclude`), which is uniform over the allowed ordered pairs; then a name
+    uniform in each category and severities uniform 1..max_severity."""
+    n = len(CATEGORY_ORDER)
+    if not any(a not in exclude and b not in exclude for a, bs in PAIR_TABLE.items()
+               for b in bs):
+        msg = "no allowed pair is left once the excluded categories are removed"
+        raise ValueError(msg)
+    while True:
+        first, second = (CATEGORY_ORDER[int(i)] for i in rng.choice(n, size=2, replace=False))
+        if second in PAIR_TABLE[first] and first not in exclude and second not in exclude:
+            break
+    return _member(rng, first, max_severity), _member(rng, second, max_severity)
+
+
+def sample_pair_v1(
+    rng: np.random.Generator, *, max_severity: int = 3, exclude: Collection[str] = ()
+) -> tuple[tuple[str, int], tuple[str, int]]:
+    """dqgen 1's pair draw (manifest `md_mix: dqgen_v1`): first category uniform, second
+    uniform among those the pair table allows after it (not uniform over the pairs:
+    categories with few partners dominate). Excluded categories are redrawn."""
+    while True:
+        first_cat = _category(rng, exclude)
+        allowed = [c for c in PAIR_TABLE[first_cat] if c not in exclude]
+        if allowed:
+            break
     second_cat = allowed[int(rng.integers(len(allowed)))]
-    picks = []
-    for cat in (first_cat, second_cat):
-        members = CATEGORIES[cat]
-        picks.append((members[int(rng.integers(len(members)))], int(rng.integers(1, max_severity + 1))))
-    return picks[0], picks[1]
+    return _member(rng, first_cat, max_severity), _member(rng, second_cat, max_severity)

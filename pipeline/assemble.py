@@ -512,9 +512,16 @@ def responder_key(manifest: Manifest, store: Store | None = None) -> str:
 
     kind, model = manifest.responder.kind, manifest.responder.model
     if kind == "openai" and not model:
-        from pipeline.responders.openai import DEFAULT_MODEL
+        import os
 
-        model = DEFAULT_MODEL
+        from pipeline.responders.openai import MODEL_ENV
+
+        model = os.environ.get(MODEL_ENV, "").strip()
+        if not model:  # no silent default: say which answers to use
+            msg = ("responder.kind is openai but no model name is given: set responder.model "
+                   f"in the manifest, pass --model, set {MODEL_ENV}, or choose the answers "
+                   "with tasks.responder_key / --responder-key")
+            raise ValueError(msg)
     return _key(kind, model)
 
 
@@ -719,6 +726,9 @@ def _add_sample(sample: SampleRecord, response: ResponseRecord | None, pools: Qu
             out[task].append(identification_record(
                 sample, task, pools, sentence_probability=cfg.sentence_probability,
                 count_hint_probability=cfg.count_hint_probability))
+    elif sample.tie:  # the judge could not separate A and B: no comparison task at all
+        skipped["tie"] += 1
+        return
     else:
         if sample.judge is None or sample.image_B is None:
             skipped["no_judge_verdict"] += 1

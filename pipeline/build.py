@@ -64,6 +64,7 @@ from pipeline.seeds import stable_hash
 from pipeline.respond import stage_respond
 from pipeline.respond.mos import stage_respond_mos
 from pipeline.resume import HashLedger, Resume, files_under, sha256_file
+from pipeline.score.run import stage_score
 from pipeline.store import LOGS_DIR, Store, atomic_write_json, read_jsonl
 from pipeline.synthesize import (
     SYNTH_VERSION,
@@ -574,6 +575,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("plan", stage_plan),
     ("synthesize", stage_synthesize),
     ("labels", stage_labels),
+    ("score", stage_score),  # pipeline/score/: only when the manifest enables `scoring`
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
     ("respond_labels", stage_respond_mos),  # pipeline/respond/mos.py: tasks.labels.describe
     ("assemble", stage_assemble),

@@ -58,6 +58,7 @@ import numpy as np
 import yaml
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from pipeline.effect import colour_stats
 from pipeline.manifest import Manifest, ManifestError, check_relative_path
 from pipeline.records import FailureRecord, ReferenceRecord
 from pipeline.seeds import stable_hash
@@ -82,7 +83,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "1"  # bump when the decoding or resize rules change (invalidates chunks)
+INGEST_VERSION = "2"  # 2: colourfulness and grey recorded. Bump when the decoding or resize rules change (invalidates chunks)
 MIN_SIDE = 32  # the distortions' minimum image side
 INGEST_CHUNK_SIZE = 32
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -437,11 +438,13 @@ def ingest_chunk(
         data = encode_png(arr, manifest.png_compress_level)
         out = store.reference_image(src.ref_id)
         atomic_write_bytes(out, data)
+        colourfulness, grey = colour_stats(arr)
         rec = ReferenceRecord(
             ref_id=src.ref_id, source=src.source, split=src.split,
             path=f"references/{src.ref_id}.png", sha256=hashlib.sha256(data).hexdigest(),
             width=int(arr.shape[1]), height=int(arr.shape[0]),
             orig_width=ow, orig_height=oh, orig_mode=mode,
+            colourfulness=colourfulness, grey=grey,
         )
         records.append(rec.model_dump(mode="json"))
     atomic_write_json(path, {"chunk": chunk_index, "key": key, "references": records,

@@ -4,7 +4,9 @@ Two judges, chosen by the manifest's `judge` section:
 
 * `fr_score` (default), judge name `fr_msssim_ycc_v1`: a full-reference quality score of
   each image against the reference, higher is better (1.0 for an image identical to the
-  reference); `A_better_B = score_A >= score_B` (ties go to A).
+  reference); `A_better_B = score_A >= score_B`. Scores closer than
+  `pipeline.effect.TIE_MARGIN` (and identical images always) are a tie: synthesis then
+  redraws B, and a tie that remains gets no verdict (`SampleRecord.tie`).
 
   score = 0.8 * MS-SSIM(Y) + 0.1 * SSIM(Cb) + 0.1 * SSIM(Cr)
 

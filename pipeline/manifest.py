@@ -46,6 +46,7 @@ __all__ = [
     "ReferencesConfig",
     "ResizeConfig",
     "ResponderConfig",
+    "ScoringConfig",
     "TasksConfig",
     "check_manifest_files",
     "check_relative_path",
@@ -170,7 +171,7 @@ class ResponderConfig(_Config):
     """
 
     kind: Literal["template", "openai", "replay"] = "template"
-    model: str | None = None  # openai: default "gpt-4o"
+    model: str | None = None  # openai: required here, by --model, or by OPENAI_MODEL
     base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (vLLM); else env
     replay_file: str | None = None
     extra: dict[str, Any] = {}
@@ -282,6 +283,40 @@ class LabelTasksConfig(_Config):
     prompt_max_chars: int = Field(200, ge=16, le=2000)
     describe: bool = False
     describe_version: str = "v1"
+class ScoringConfig(_Config):
+    """MLLM quality scoring (pipeline/score/; docs/scoring.md): standard-guided levels for
+    the whole image and its local regions, asked of the manifest's `responder`.
+
+    `enabled`: `dqgen build` runs the score stage (after labels; `dqgen score` runs it
+    alone). `levels`: number of levels (1..levels); `standards`: one sentence per level
+    (default: prompts/scoring/standard.<prompt_version>.yaml). `regions`: none, grid
+    (`grid` rows x cols), segments (`segments` SLIC regions) or both; `global_weight`: w of
+    final = w * global + (1 - w) * area-weighted mean of the regions. `datasets`: which
+    labelled sources to score (None: all of `sources`); `references`: also score the
+    ingested references and write them as a pseudo-labelled source (`pseudo_label_name`);
+    `samples`: also score every synthetic sample's images A and B.
+    """
+
+    enabled: bool = False
+    prompt_version: str = "v1"
+    levels: int = Field(7, ge=2, le=10)
+    standards: list[str] | None = None
+    regions: Literal["none", "grid", "segments", "both"] = "segments"
+    grid: tuple[int, int] = (2, 2)
+    segments: int = Field(4, ge=1, le=16)
+    slic_segments: int = Field(64, ge=2)
+    compactness: float = Field(10.0, gt=0)
+    min_region_area: float = Field(0.05, ge=0.0, lt=1.0)
+    global_weight: float = Field(0.5, ge=0.0, le=1.0)
+    mask_value: int = Field(128, ge=0, le=255)
+    max_side: int = Field(1024, ge=16)  # images are sent as PNG, long side at most this
+    max_tokens: int = Field(16, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    datasets: list[str] | None = None
+    references: bool = False
+    samples: bool = False  # also score the synthetic samples' images (scores/<key>/samples.jsonl)
+    pseudo_label_name: str = "mllm_score"
+    pseudo_label_margin: float = Field(0.1, ge=0.0, le=1.0)
 
 
 class TasksConfig(_Config):
@@ -368,6 +403,10 @@ class Manifest(_Config):
     references: ReferencesConfig = ReferencesConfig()
     resize: ResizeConfig = ResizeConfig()
     clean_probability: float = Field(0.05, ge=0.0, le=1.0)
+    # Multi-distortion mix (pipeline/plan.py): "original" (DQ-495K's: pairs uniform over the
+    # allowed ordered pairs; refA_md clean with clean_probability; refAB_md images clean /
+    # one / two distortions) or "dqgen_v1" (dqgen 1: always two, first category uniform).
+    md_mix: Literal["original", "dqgen_v1"] = "original"
     counts: dict[str, dict[str, int]] = {}
     # samples per kind and split that get a detail answer (pipeline/detail.py; None: all)
     detail_counts: dict[str, dict[str, int]] | None = None
@@ -377,6 +416,7 @@ class Manifest(_Config):
     responder: ResponderConfig = ResponderConfig()
     tasks: TasksConfig = TasksConfig()
     sources: list[LabelSourceConfig] = []  # human-labelled datasets (labels stage)
+    scoring: ScoringConfig = ScoringConfig()  # MLLM quality scoring (score stage)
     base_dir: str = "."  # folder of the manifest file (set by load_manifest)
 
     @field_validator("counts", "detail_counts")

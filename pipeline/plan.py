@@ -14,10 +14,15 @@ Rules (../shared/spec/distortions.md, "Sampling defaults" and "Multi-distortion 
 * Single-distortion images (sd kinds): clean (no distortion, severity 0) with probability
   `clean_probability`, else `distortions.sample_single` (category uniform, name uniform in
   it, severity uniform 1..5). A and B of refAB_sd are drawn independently.
-* Multi-distortion images (md kinds): `distortions.sample_pair` (first category uniform,
-  second uniform among those the pair table allows after it, severities 1..3). md samples
-  are never clean: a clean image has no "two distortions" to describe, and clean samples
-  are already supplied by the sd kinds.
+* Multi-distortion images (md kinds), manifest `md_mix: original` (the default, DQ-495K's
+  mix): a pair is `distortions.sample_pair` (two distinct categories in order, redrawn
+  until allowed: uniform over the allowed ordered pairs; severities 1..3). refA_md: clean
+  with `clean_probability`, else a pair. refAB_md, each of A and B: clean with
+  `clean_probability`, else one distortion (p = 0.5, severity 1..5, as sd) or a pair.
+  `md_mix: dqgen_v1` keeps dqgen 1's mix: every md image a pair, never clean, drawn by
+  `distortions.sample_pair_v1` (first category uniform, then a partner).
+* What the reference allows (the plan-time half of pipeline/effect.py): a grey reference
+  (`ReferenceRecord.grey`) never gets a colour-only category (`effect.excluded_categories`).
 * Pairs (refAB_*): B is redrawn while it has the same category and the same severity as A
   (md: the same categories and severities, in order). Two clean images count as the same
   (category none, severity 0), so a pair is never clean/clean.
@@ -26,11 +31,12 @@ Rules (../shared/spec/distortions.md, "Sampling defaults" and "Multi-distortion 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
 import distortions
+from pipeline.effect import excluded_categories
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, AppliedDistortion, ReferenceRecord, SamplePlan
 from pipeline.seeds import derive_seed, rng_for
@@ -43,6 +49,7 @@ __all__ = [
     "load_plans",
     "load_references",
     "make_plans",
+    "pair_sampler",
     "plan_sample",
     "plan_split",
     "sample_id",
@@ -61,16 +68,28 @@ def sample_id(kind: str, split: str, ref_id: str, index: int) -> str:
     return f"{kind}-{split}-{ref_id}-{index:03d}"
 
 
-def draw_image(rng: np.random.Generator, *, multi: bool, clean_probability: float
+def pair_sampler(md_mix: str) -> Callable[..., tuple]:
+    """The pair draw of a manifest's md mix ("original" or "dqgen_v1")."""
+    return distortions.sample_pair_v1 if md_mix == "dqgen_v1" else distortions.sample_pair
+
+
+def draw_image(rng: np.random.Generator, *, multi: bool, clean_probability: float,
+               md_mix: str = "original", pair: bool = False, exclude: Collection[str] = ()
                ) -> list[AppliedDistortion]:
-    """Distortions of one image in the order applied (empty list: clean)."""
-    if multi:
-        picks = list(distortions.sample_pair(rng))
+    """Distortions of one image in the order applied (empty list: clean).
+
+    `pair`: the image belongs to a refAB sample (refAB_md images may carry one distortion).
+    """
+    if multi and md_mix == "dqgen_v1":
+        picks = list(distortions.sample_pair_v1(rng, exclude=exclude))
     else:
         # Always consume the clean draw first so the stream layout is the same for every p.
         if rng.random() < clean_probability:
             return []
-        picks = [distortions.sample_single(rng)]
+        if multi and not (pair and rng.random() < 0.5):
+            picks = list(distortions.sample_pair(rng, exclude=exclude))
+        else:
+            picks = [distortions.sample_single(rng, exclude=exclude)]
     return [AppliedDistortion(name=n, category=distortions.category_of(n), severity=s)
             for n, s in picks]
 
@@ -80,19 +99,23 @@ def _signature(image: list[AppliedDistortion]) -> tuple[tuple[str, int], ...]:
 
 
 def plan_sample(manifest_seed: int, kind: str, split: str, ref_id: str, index: int,
-                clean_probability: float) -> SamplePlan:
-    """The plan of one sample, a pure function of its coordinates."""
+                clean_probability: float, *, md_mix: str = "original", grey: bool = False
+                ) -> SamplePlan:
+    """The plan of one sample, a pure function of its coordinates (and of what the
+    reference allows: `grey`)."""
     if kind not in KINDS:
         msg = f"kind must be one of {', '.join(KINDS)}, got {kind!r}"
         raise PlanError(msg)
     seed = derive_seed(manifest_seed, kind, split, ref_id, index)
     rng = rng_for(seed, "plan")
-    multi = kind.endswith("_md")
-    a = draw_image(rng, multi=multi, clean_probability=clean_probability)
+    multi, pair = kind.endswith("_md"), kind.startswith("refAB")
+    opts = {"multi": multi, "clean_probability": clean_probability, "md_mix": md_mix,
+            "pair": pair, "exclude": excluded_categories(grey)}
+    a = draw_image(rng, **opts)
     b = None
-    if kind.startswith("refAB"):
+    if pair:
         for _ in range(MAX_REDRAWS):
-            b = draw_image(rng, multi=multi, clean_probability=clean_probability)
+            b = draw_image(rng, **opts)
             if _signature(b) != _signature(a):
                 break
         else:
@@ -104,7 +127,7 @@ def plan_sample(manifest_seed: int, kind: str, split: str, ref_id: str, index: i
 
 
 def make_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str],
-               count: int | None = None) -> list[SamplePlan]:
+               count: int | None = None, grey: Collection[str] = ()) -> list[SamplePlan]:
     """Plans of a kind and split over the given reference ids (no I/O).
 
     Args:
@@ -112,6 +135,7 @@ def make_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str]
         kind, split: which plan.
         ref_ids: ids of the split's references (sorted here).
         count: number of samples; default the manifest's count for kind/split.
+        grey: ids of grey references (no colour-only distortion planned for them).
 
     Raises:
         PlanError: samples requested but no reference in the split.
@@ -124,8 +148,10 @@ def make_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str]
     if n and not refs:
         msg = f"counts.{kind}.{split}: {n} samples requested but split {split!r} has no references"
         raise PlanError(msg)
+    grey = set(grey)
     return [plan_sample(manifest.seed, kind, split, refs[i % len(refs)], i // len(refs),
-                        manifest.clean_probability) for i in range(n)]
+                        manifest.clean_probability, md_mix=manifest.md_mix,
+                        grey=refs[i % len(refs)] in grey) for i in range(n)]
 
 
 def load_references(store: Store) -> list[ReferenceRecord]:
@@ -143,8 +169,9 @@ def plan_split(manifest: Manifest, store: Store | str, kind: str, split: str
     if not store.references_index.exists():
         msg = f"{store.references_index} not found: run the ingest stage first"
         raise PlanError(msg)
-    refs = [r.ref_id for r in load_references(store) if r.split == split]
-    plans = make_plans(manifest, kind, split, refs)
+    in_split = [r for r in load_references(store) if r.split == split]
+    plans = make_plans(manifest, kind, split, [r.ref_id for r in in_split],
+                       grey=[r.ref_id for r in in_split if r.grey])
     atomic_write_jsonl(store.plan_path(kind, split), plans)
     return plans
 

@@ -20,6 +20,7 @@ __all__ = [
     "Kind",
     "Record",
     "ReferenceRecord",
+    "RejectedDraw",
     "ResponseRecord",
     "SamplePlan",
     "SampleRecord",
@@ -48,6 +49,10 @@ class ReferenceRecord(Record):
     orig_width: int
     orig_height: int
     orig_mode: str
+    # What the reference allows (pipeline/effect.py): Hasler-Suesstrunk colourfulness and
+    # the grey flag (no colour-only distortion is planned for a grey reference).
+    colourfulness: float | None = None
+    grey: bool = False
 
 
 class AppliedDistortion(Record):
@@ -75,13 +80,27 @@ class SamplePlan(Record):
     B: list[AppliedDistortion] | None = None
 
 
+class RejectedDraw(Record):
+    """A draw the render-time effect check (or the tie rule) rejected, and why."""
+
+    distortions: list[AppliedDistortion]
+    reason: str
+    notes: list[str] = []  # what the distortion functions reported (e.g. a flat channel)
+
+
 class ImageInfo(Record):
-    """A synthesised (or reused clean) image of a sample."""
+    """A synthesised (or reused clean) image of a sample.
+
+    `distortions` are the ones actually applied; when the effect check or the tie rule
+    rejected the planned draw, `redraws` lists the rejected draws in order (the plan holds
+    the first of them).
+    """
 
     path: str
     sha256: str
     distortions: list[AppliedDistortion]
     notes: list[str] = []  # graceful degradations reported by the distortion functions
+    redraws: list[RejectedDraw] = []
 
 
 class JudgeVerdict(Record):
@@ -107,6 +126,9 @@ class SampleRecord(Record):
     image_A: ImageInfo
     image_B: ImageInfo | None = None
     judge: JudgeVerdict | None = None
+    # The judge could not separate A and B (pipeline/effect.py TIE_MARGIN) even after
+    # redrawing B: no verdict (judge None); left out of the comparison tasks and counted.
+    tie: bool = False
 
 
 class Usage(Record):

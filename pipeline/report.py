@@ -221,9 +221,11 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     severities[kind][d.severity] += 1
         samples[kind][split] = n
 
+    # Per responder key (responses/<key>/): the template's and a model's answers are
+    # different datasets, so counts, lengths and cost are never summed across keys.
     responses: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    lengths: dict[str, list[int]] = defaultdict(list)
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    lengths: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    usages: dict[str, dict[str, float]] = {}
     flags: Counter[str] = Counter()
     resp_root = store.root / "responses"
     responders = (sorted(p.name for p in resp_root.iterdir() if p.is_dir())
@@ -232,6 +234,8 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
 
     by_mode = {"online": 0.0, "batch": 0.0}  # spend of the answers in use, by how they travelled
     for key in responders:
+        usage = usages.setdefault(key, {"prompt_tokens": 0, "completion_tokens": 0,
+                                        "cost_usd": 0.0, "batch_cost_usd": 0.0})
         via_batch = batch_hashes(store, key)
         for kind in KINDS:
             for path in _split_sorted((resp_root / key / kind).glob("*.jsonl")):
@@ -240,17 +244,20 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     latest[r.sample_id] = r
                 responses[key][kind][path.stem] = len(latest)
                 for r in latest.values():
-                    lengths[kind].append(_words(r.text))
+                    lengths[key][kind].append(_words(r.text))
                     usage["prompt_tokens"] += r.usage.prompt_tokens
                     usage["completion_tokens"] += r.usage.completion_tokens
                     usage["cost_usd"] += r.cost_usd
                     by_mode["batch" if r.request_hash in via_batch else "online"] += r.cost_usd
+                    if r.request_hash in via_batch:
+                        usage["batch_cost_usd"] += r.cost_usd
                     flags.update(r.flags)
     length_stats = {
-        kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
-               "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
-               "max": int(max(v))}
-        for kind, v in lengths.items() if v
+        key: {kind: {"n": len(v), "min": int(min(v)), "median": float(np.median(v)),
+                     "mean": round(float(np.mean(v)), 1), "p90": float(np.percentile(v, 90)),
+                     "max": int(max(v))}
+              for kind, v in per_kind.items() if v}
+        for key, per_kind in lengths.items()
     }
 
     failures: dict[str, Counter[str]] = {}
@@ -314,7 +321,9 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "clean_images": dict(clean), "degradation_notes": notes,
         "responses": {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in responses.items()},
         "response_words": length_stats, "response_flags": dict(flags),
-        "usage": {**usage, "cost_usd": round(usage["cost_usd"], 6)},
+        "usage": {key: {**u, "cost_usd": round(u["cost_usd"], 6),
+                        "batch_cost_usd": round(u["batch_cost_usd"], 6)}
+                  for key, u in usages.items()},
         "cost_by_mode": {k: round(v, 6) for k, v in by_mode.items()},
         "respond_runs": respond_stats["files"],
         "respond_runs_source": respond_stats["source"],
@@ -328,7 +337,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "task_skipped": tasks_summary.get("skipped", {}),
         "task_dropped": tasks_summary.get("dropped", {}),
         "task_filtered": tasks_summary.get("filtered", {}),
-        "_lengths": {k: v for k, v in lengths.items()},
+        "_lengths": {k: dict(v) for k, v in lengths.items()},
     }
 
 
@@ -394,13 +403,18 @@ def _plot_severities(stats: dict[str, Any], path: Path) -> None:
 def _plot_lengths(stats: dict[str, Any], path: Path) -> None:
     fig = _figure(7, 3.6)
     ax = fig.add_subplot()
-    data = {k: v for k, v in stats["_lengths"].items() if v}
+    data = {(key, kind): v for key, per_kind in stats["_lengths"].items()
+            for kind, v in per_kind.items() if v}
     if data:
         top = max(max(v) for v in data.values())
         bins = np.linspace(0, max(10, top) + 1, 25)
-        for kind in KINDS:
-            if kind in data:
-                ax.hist(data[kind], bins=bins, alpha=0.55, label=f"{kind} (n={len(data[kind])})")
+        keys = sorted({key for key, _ in data})
+        for key in keys:
+            for kind in KINDS:
+                if (key, kind) in data:
+                    name = kind if len(keys) == 1 else f"{key} {kind}"
+                    ax.hist(data[key, kind], bins=bins, alpha=0.55,
+                            label=f"{name} (n={len(data[key, kind])})")
         ax.legend(fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no responses", ha="center", va="center", transform=ax.transAxes)
@@ -641,10 +655,12 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
             for kind, per_split in per_kind.items() for split, n in per_split.items()]
     out += [_table(["responder", "kind", "split", "accepted"], rows) if rows else "(none)", ""]
     if stats["response_words"]:
-        rows = [[k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
-                for k, v in stats["response_words"].items()]
+        rows = [[key, k, v["n"], v["min"], v["median"], v["mean"], v["p90"], v["max"]]
+                for key, per_kind in stats["response_words"].items()
+                for k, v in per_kind.items()]
         out += ["Words per response:", "",
-                _table(["kind", "n", "min", "median", "mean", "p90", "max"], rows), "",
+                _table(["responder", "kind", "n", "min", "median", "mean", "p90", "max"],
+                       rows), "",
                 "![response length](figures/response_length.png)", ""]
     if stats["response_flags"]:
         out += ["Flags kept on accepted responses: " + ", ".join(
@@ -658,13 +674,12 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     rows += [["severity filter (no-ref brief)", task, n]
              for task, n in sorted(stats["task_filtered"].items())]
     out += [_table(["stage", "reason", "count"], rows) if rows else "None recorded.", ""]
-    u = stats["usage"]
     out += ["## Cost", "",
-            f"- accepted responses: {u['prompt_tokens']} prompt + {u['completion_tokens']} "
-            f"completion tokens, ${u['cost_usd']:.4f}",
-            *([f"- of which online ${stats['cost_by_mode']['online']:.4f}, batch (Batch API) "
-               f"${stats['cost_by_mode']['batch']:.4f}"]
-              if stats.get("cost_by_mode", {}).get("batch") else []),
+            *(f"- accepted responses of `{key}`: {u['prompt_tokens']} prompt + "
+              f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f}"
+              + (f" (online ${u['cost_usd'] - u['batch_cost_usd']:.4f}, batch (Batch API) "
+                 f"${u['batch_cost_usd']:.4f})" if u.get("batch_cost_usd") else "")
+              for key, u in stats["usage"].items()),
             *_run_lines(stats), ""]
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
@@ -717,6 +732,11 @@ def write_report(manifest: Manifest | None, store: Store, *,
     n = manifest.tasks.contact_sheet_samples if manifest is not None else 12
     contact = _contact_sheet(store, stats, n, out / "contact_sheet.png", key)
     card = render_card(stats, contact=contact)
+    from pipeline.evaluate import evaluation_section  # eval/*/metrics.json, if any
+
+    agreement = evaluation_section(store)
+    if agreement:
+        card = card.rstrip("\n") + "\n\n" + "\n".join(agreement)
     atomic_write_bytes(out / "README.md", card.encode("utf-8"))
     public = {k: v for k, v in stats.items() if not k.startswith("_")}
     public["contact_sheet_samples"] = contact

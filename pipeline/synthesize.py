@@ -37,9 +37,10 @@ import numpy as np
 
 import distortions
 from pipeline.ingest import chunk_items, decode_png, encode_png
-from pipeline.judge import Judge, make_judge
+from pipeline import effect
+from pipeline.judge import FrScoreJudge, Judge, make_judge
 from pipeline.manifest import Manifest
-from pipeline.plan import load_plans
+from pipeline.plan import load_plans, pair_sampler
 from pipeline.records import (
     KINDS,
     AppliedDistortion,
@@ -73,8 +74,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SYNTH_VERSION = "2"  # bump when rendering or record layout changes (invalidates chunks)
-# 2: images in shard folders (Store.image_path)
+SYNTH_VERSION = "3"  # bump when rendering or record layout changes (invalidates chunks)
+# 2: effect check and tie rule; 3: images in shard folders (Store.image_path)
 
 
 # --------------------------------------------------------------------------- layout
@@ -113,7 +114,9 @@ def _references(store: Store) -> dict[str, ReferenceRecord]:
 
 def _chunk_key(manifest: Manifest, plans: Sequence[SamplePlan],
                refs: dict[str, ReferenceRecord]) -> str:
-    parts: list[str] = [SYNTH_VERSION, str(manifest.png_compress_level)]
+    # The md mix and whether ties are redrawn (built-in judge) change the rendered images.
+    parts: list[str] = [SYNTH_VERSION, str(manifest.png_compress_level), manifest.md_mix,
+                        str(manifest.judge.kind == "fr_score")]
     for p in plans:
         ref = refs.get(p.ref_id)
         parts.append(p.model_dump_json())
@@ -160,38 +163,53 @@ def _judge(judge: Judge, sample_id: str, ref: np.ndarray, a: np.ndarray, b: np.n
 def _render_sample(manifest: Manifest, store: Store, plan: SamplePlan, ref: ReferenceRecord,
                    ref_px: np.ndarray, judge: Judge | None
                    ) -> tuple[SampleRecord, FailureRecord | None]:
-    images: dict[str, tuple[np.ndarray, list[str]]] = {}
-    for side, planned in (("A", plan.A), ("B", plan.B)):
-        if planned is None:
-            continue
-        if planned:
-            images[side] = render_image(ref_px, planned, rng_for(plan.seed, side))
-        else:
-            images[side] = (ref_px, [])
+    # The effect check and the tie rule (pipeline/effect.py) decide the final pixels.
+    failures: list[FailureRecord] = []
+
+    def judge_fn(a: np.ndarray, b: np.ndarray) -> JudgeVerdict | None:
+        verdict, failure = _judge(judge, plan.sample_id, ref_px, a, b)
+        failures[:] = [failure] if failure is not None else []
+        return verdict
+
+    rendered, verdict, tie = effect.render_sample_images(
+        ref_px, plan.seed, plan.A, plan.B, exclude=effect.excluded_categories(ref.grey),
+        pair_sampler=pair_sampler(manifest.md_mix),
+        judge=judge_fn if judge is not None and plan.B is not None else None,
+        redraw_ties=_redraws_ties(judge))
     # Encode everything first, write afterwards: a failing sample leaves no image behind.
-    planned_of = {"A": plan.A, "B": plan.B}
-    encoded = {side: encode_png(px, manifest.png_compress_level)
-               for side, (px, _) in images.items() if planned_of[side]}
+    encoded = {side: encode_png(r.pixels, manifest.png_compress_level)
+               for side, r in rendered.items() if r.distortions}
     infos: dict[str, ImageInfo] = {}
-    for side, (_, notes) in images.items():
-        planned = planned_of[side]
+    for side, r in rendered.items():
         if side in encoded:
             out = store.image_path(plan.kind, plan.split, plan.sample_id, side)
             atomic_write_bytes(out, encoded[side])
             infos[side] = ImageInfo(path=store.rel(out),
                                     sha256=hashlib.sha256(encoded[side]).hexdigest(),
-                                    distortions=list(planned or []), notes=notes)
+                                    distortions=r.distortions, notes=r.notes,
+                                    redraws=r.redraws)
         else:
             infos[side] = ImageInfo(path=ref.path, sha256=ref.sha256, distortions=[])
-    verdict, failure = None, None
-    if judge is not None and "B" in images:
-        verdict, failure = _judge(judge, plan.sample_id, ref_px, images["A"][0], images["B"][0])
+    failure = failures[0] if failures else None
     record = SampleRecord(
         sample_id=plan.sample_id, kind=plan.kind, split=plan.split, ref_id=plan.ref_id,
         seed=plan.seed, width=int(ref_px.shape[1]), height=int(ref_px.shape[0]),
         image_ref=ref.path, image_A=infos["A"], image_B=infos.get("B"), judge=verdict,
+        tie=tie,
     )
     return record, failure
+
+
+def _redraws_ties(judge: Judge | None) -> bool:
+    """A judge that scores the pixels (the built-in one) lets a tied B be redrawn."""
+    return isinstance(judge, FrScoreJudge)
+
+
+def _tie_checked(verdict: JudgeVerdict | None, a: np.ndarray, b: np.ndarray
+                 ) -> tuple[JudgeVerdict | None, bool]:
+    if verdict is not None and effect.is_tie(verdict.score_A, verdict.score_B, a, b):
+        return None, True
+    return verdict, False
 
 
 def _rejudge(store: Store, judge: Judge, data: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +221,8 @@ def _rejudge(store: Store, judge: Judge, data: dict[str, Any]) -> dict[str, Any]
             px = [decode_png(store.abs(p).read_bytes())
                   for p in (rec.image_ref, rec.image_A.path, rec.image_B.path)]
             verdict, failure = _judge(judge, rec.sample_id, *px)
-            rec = rec.model_copy(update={"judge": verdict})
+            verdict, tie = _tie_checked(verdict, px[1], px[2])
+            rec = rec.model_copy(update={"judge": verdict, "tie": tie})
             if failure is not None:
                 judge_failures.append(failure.model_dump(mode="json"))
         samples.append(rec.model_dump(mode="json"))

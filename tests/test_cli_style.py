@@ -71,7 +71,7 @@ def test_tables_go_whole_to_stdout_in_a_pipe_and_json_parses() -> None:
                           capture_output=True, text=True, env=env, check=True)
     assert "…" not in done.stdout and done.stderr == ""
     motion = next(line for line in done.stdout.splitlines() if "blur_motion" in line)
-    assert "radius=20 sigma=12" in motion  # one row a line, not cut at 80 columns
+    assert "radius=24 sigma=15" in motion  # one row a line, not cut at 80 columns
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "labels", "list", "--json"],
                           cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     assert {row["name"] for row in json.loads(done.stdout)} >= {"kadid10k", "koniq10k"}

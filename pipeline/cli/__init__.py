@@ -9,6 +9,7 @@ from pipeline.cli._app import app
 # Command modules (importing registers their commands).
 from pipeline.cli import build, distort, labels, respond, serve, tasks  # noqa: E402,F401
 from pipeline.cli import batches  # noqa: E402,F401
+from pipeline.cli import score  # noqa: E402,F401  (score, evaluate)
 
 __all__ = ["app", "main"]
 

@@ -66,7 +66,10 @@ class SampleSource:
         return config.prompt_version
 
     def items(self, store: Store, kind: str, split: str) -> list[Any]:
-        return list(read_jsonl(store.samples_path(kind, split), SampleRecord))
+        # A tied pair (no verdict: pipeline/effect.py) is left out of every comparison
+        # task, so it is not answered: nothing is paid for an answer never used.
+        return [s for s in read_jsonl(store.samples_path(kind, split), SampleRecord)
+                if not s.tie]
 
     def out_path(self, store: Store, key: str, kind: str, split: str) -> Any:
         return store.responses_path(key, kind, split)

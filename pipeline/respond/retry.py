@@ -45,30 +45,38 @@ def retry_failures(root: Path | str, *, responder: Responder | None = None,
     for f in before:
         if f.path and _RESPONSES_PATH.match(f.path):
             groups.setdefault(f.path, set()).add(f.item_id)
-    summaries: list[dict[str, Any]] = []
-    finished: dict[str, set[str]] = {}
-    run_id = uuid.uuid4().hex  # one id over the responder keys of this retry
+    # One run per responder key: all of a key's (kind, split) groups go through one
+    # responder and one `_arun`, so the run log gets one line per retry-failures command
+    # (per key), not one per responses file.
+    by_key: dict[str, list[tuple[str, str, str, set[str]]]] = {}
     for rel, ids in groups.items():
         m = _RESPONSES_PATH.match(rel)
         assert m is not None
         key, kind, split = m.groups()
+        by_key.setdefault(key, []).append((rel, kind, split, ids))
+    summaries: list[dict[str, Any]] = []
+    finished: dict[str, set[str]] = {}
+    run_id = uuid.uuid4().hex  # one id over the responder keys of this retry
+    for key, targets in by_key.items():
         cfg = config
         if cfg is None:
             info_path = store.root / "responses" / key / "responder.json"
             if not info_path.exists():
-                msg = f"{info_path}: missing; cannot tell how {rel} was answered"
+                msg = f"{info_path}: missing; cannot tell how {targets[0][0]} was answered"
                 raise FileNotFoundError(msg)
             cfg = ResponderConfig.model_validate(json.loads(info_path.read_text())["config"])
         resp = responder if responder is not None and responder.key == key else None
         cfg, resp = _resolve(None, cfg, resp)
         if resp.key != key:
-            msg = f"{rel}: responder key {key!r} but the settings give {resp.key!r}"
+            msg = f"{targets[0][0]}: responder key {key!r} but the settings give {resp.key!r}"
             raise ValueError(msg)
-        results = _run_sync(_arun(store, resp, cfg, [(kind, split, ids)], retry_failed=True,
-                                  progress=progress, budget=None, origin=origin,
-                                  run_id=run_id))
-        summaries.append(results[0].summary)
-        finished[rel] = results[0].finished
+        results = _run_sync(_arun(store, resp, cfg,
+                                  [(kind, split, ids) for _, kind, split, ids in targets],
+                                  retry_failed=True, progress=progress, budget=None,
+                                  origin=origin, run_id=run_id))
+        for (rel, *_), result in zip(targets, results, strict=True):
+            summaries.append(result.summary)
+            finished[rel] = result.finished
     after = store.failures(STAGE)
     new = after[len(before):]
     moved = [f for f in before if f.item_id in finished.get(f.path or "", set())]

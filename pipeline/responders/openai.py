@@ -27,12 +27,13 @@ from pipeline.responders.base import (
     responder_key,
 )
 
-__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "DEFAULT_MODEL", "OpenAIResponder",
-           "parse_retry_after"]
+__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "MODEL_ENV", "OpenAIResponder", "parse_retry_after"]
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
-DEFAULT_MODEL = "gpt-4o"
+# No default model: a local server's answers must never be filed and priced as another
+# model's. The name comes from the manifest, the --model flag, or this variable.
+MODEL_ENV = "OPENAI_MODEL"
 
 # 408/409/429 and 5xx are transient (the same set the SDK's own retry loop uses).
 _RETRY_STATUS = {408, 409, 429}
@@ -80,7 +81,8 @@ class OpenAIResponder:
         """Check settings; the client itself is made inside the running event loop.
 
         Raises:
-            ValueError: OPENAI_API_KEY is not set (the message names the variable).
+            ValueError: OPENAI_API_KEY is not set (the message names the variable), or no
+                model name is given (the message names the three places to give it).
             ImportError: the openai package is missing (says what to install).
         """
         try:
@@ -96,7 +98,14 @@ class OpenAIResponder:
             raise ValueError(msg)
         self._key = key
         self.config = config
-        self.model = config.model or DEFAULT_MODEL
+        model = config.model or os.environ.get(MODEL_ENV, "").strip()
+        if not model:
+            msg = ("the openai responder needs a model name: set responder.model in the "
+                   f"manifest, pass --model to dqgen, or set the environment variable "
+                   f"{MODEL_ENV} (there is no default: a local server's answers would be "
+                   "filed and priced as another model's)")
+            raise ValueError(msg)
+        self.model = model
         self.base_url = config.base_url or os.environ.get(BASE_URL_ENV) or None
         self.key = responder_key(self.name, self.model)
         self._client: Any = None

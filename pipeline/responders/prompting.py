@@ -125,7 +125,6 @@ def build_request(
     Raises:
         ResponderError: (kind "missing_image") an image file of the sample is missing.
     """
-    multi = sample.kind.endswith("_md")
     pair = sample.image_B is not None
     A = sample.image_A.distortions
     B = sample.image_B.distortions if sample.image_B is not None else []
@@ -136,8 +135,8 @@ def build_request(
     word_limit = instruction.word_limit_clean if all_clean else instruction.word_limit
     user = render(
         instruction.user,
-        A_clean=not A, A_desc=describe_distortions(A, multi=multi),
-        B_clean=not B, B_desc=describe_distortions(B, multi=multi),
+        A_clean=not A, A_desc=describe_distortions(A, multi=len(A) > 1),
+        B_clean=not B, B_desc=describe_distortions(B, multi=len(B) > 1),
         better=better, word_limit=word_limit,
     )
     images = [_image(store, "reference", sample.image_ref, sample.sample_id),

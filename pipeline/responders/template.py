@@ -241,7 +241,8 @@ class TemplateResponder:
             return _mos_answer(request)
         sample = request.sample
         rng = rng_for(sample.seed, "template")
-        multi = sample.kind.endswith("_md")
+        # Grade words follow the image, not the kind: a refAB_md image may carry one
+        # distortion (severity 1..5, single grades) or two (1..3, multi grades).
         images = {img.role: img.path for img in request.images}
         try:
             stats = _reference_stats(str(images["reference"]))
@@ -250,21 +251,22 @@ class TemplateResponder:
             raise ResponderError(msg, kind="missing_image") from None
         A = sample.image_A.distortions
         if sample.image_B is None:
-            parts = [_content(stats, rng), _distortion_sentence("The image", A, multi, rng),
-                     _OVERALL[int(rng.integers(len(_OVERALL)))].format(q=_quality(A, multi))]
+            parts = [_content(stats, rng), _distortion_sentence("The image", A, len(A) > 1, rng),
+                     _OVERALL[int(rng.integers(len(_OVERALL)))].format(
+                         q=_quality(A, len(A) > 1))]
         else:
             B = sample.image_B.distortions
             if sample.judge is not None:
                 a_better = sample.judge.A_better_B
             else:
-                a_better = _damage(A, multi) <= _damage(B, multi)
+                a_better = _damage(A, len(A) > 1) <= _damage(B, len(B) > 1)
             win, lose = ("A", "B") if a_better else ("B", "A")
             verdict = (f"Overall, Image {win} is better than Image {lose}.",
                        f"Image {win} therefore has the higher quality of the two.",
                        f"In conclusion, Image {win} is better than Image {lose}.")
             parts = [_content(stats, rng, pair=True),
-                     _distortion_sentence("Image A", A, multi, rng),
-                     _distortion_sentence("Image B", B, multi, rng),
+                     _distortion_sentence("Image A", A, len(A) > 1, rng),
+                     _distortion_sentence("Image B", B, len(B) > 1, rng),
                      verdict[int(rng.integers(len(verdict)))]]
         text = " ".join(parts)
         if word_count(text) > request.word_limit:  # drop the content sentence first

@@ -208,23 +208,56 @@ def test_sample_single_max_severity() -> None:
     assert {distortions.sample_single(rng, max_severity=2)[1] for _ in range(200)} == {1, 2}
 
 
-def test_sample_pair_only_allowed_pairs() -> None:
-    rng = np.random.default_rng(77)
-    seen: set[tuple[str, str]] = set()
-    firsts = Counter()
-    for _ in range(6000):
-        (n1, s1), (n2, s2) = distortions.sample_pair(rng)
+def _pair_counts(sampler, n: int, seed: int, **kw) -> Counter:
+    rng = np.random.default_rng(seed)
+    counts: Counter = Counter()
+    for _ in range(n):
+        (n1, s1), (n2, s2) = sampler(rng, **kw)
         c1, c2 = REGISTRY[n1].category, REGISTRY[n2].category
         assert c2 in PAIR_TABLE[c1], (c1, c2)
         assert c1 != c2
         assert 1 <= s1 <= 3 and 1 <= s2 <= 3
         assert isinstance(s1, int) and isinstance(s2, int)
-        seen.add((c1, c2))
-        firsts[c1] += 1
-    allowed = {(a, b) for a, bs in PAIR_TABLE.items() for b in bs}
-    assert seen == allowed  # every allowed pair shows up in 6000 draws
-    # first category uniform: chi2(11) 99.9% quantile 31.3
-    assert _chi2([firsts[c] for c in CATEGORY_ORDER], [6000 / 12] * 12) < 31.3
+        counts[(c1, c2)] += 1
+    return counts
+
+
+def test_sample_pair_is_uniform_over_the_allowed_ordered_pairs() -> None:
+    """The original's draw: chi-square against uniform over the 78 allowed ordered pairs."""
+    from scipy.stats import chisquare
+
+    allowed = sorted((a, b) for a, bs in PAIR_TABLE.items() for b in bs)
+    assert len(allowed) == 78
+    n = 15600  # 200 expected per pair
+    counts = _pair_counts(distortions.sample_pair, n, 77)
+    assert set(counts) == set(allowed)
+    p = chisquare([counts[k] for k in allowed]).pvalue
+    assert p > 0.001, p
+    # oversharpen -> brighten (the only partner of oversharpen) is 1/78, not 1/12 * 1
+    assert abs(counts[("oversharpen", "brighten")] / n - 1 / 78) < 0.005
+
+
+def test_sample_pair_v1_keeps_the_old_first_category_uniform_mix() -> None:
+    from scipy.stats import chisquare
+
+    counts = _pair_counts(distortions.sample_pair_v1, 6000, 77)
+    firsts = Counter()
+    for (c1, _), k in counts.items():
+        firsts[c1] += k
+    assert chisquare([firsts[c] for c in CATEGORY_ORDER]).pvalue > 0.001
+    # ... which is what made oversharpen + brighten ~1/12 of all md images
+    assert counts[("oversharpen", "brighten")] / 6000 > 0.06
+
+
+def test_samplers_exclude_colour_categories() -> None:
+    excl = distortions.COLOUR_CATEGORIES
+    rng = np.random.default_rng(5)
+    singles = {REGISTRY[distortions.sample_single(rng, exclude=excl)[0]].category
+               for _ in range(600)}
+    assert singles == set(CATEGORY_ORDER) - set(excl)
+    for sampler in (distortions.sample_pair, distortions.sample_pair_v1):
+        cats = {c for pair in _pair_counts(sampler, 800, 6, exclude=excl) for c in pair}
+        assert not cats & set(excl)
 
 
 def test_pair_table_matches_spec_rows() -> None:

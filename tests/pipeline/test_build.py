@@ -68,9 +68,13 @@ def test_build_writes_every_kind_with_consistent_records(built: Path, manifest_p
                     if not info.distortions:  # clean: the reference file itself
                         assert info.path == r.image_ref
                 assert (r.image_B is not None) == kind.startswith("refAB")
-                assert (r.judge is not None) == kind.startswith("refAB")
-                if kind.endswith("_md"):
-                    assert len(r.image_A.distortions) == 2
+                # a pair has a verdict unless the judge could not separate A and B
+                assert (r.judge is not None or r.tie) == kind.startswith("refAB")
+                # the original's mix: refA_md images clean or two, refAB_md clean, one or two
+                if kind == "refA_md":
+                    assert len(r.image_A.distortions) in (0, 2)
+                elif kind == "refAB_md":
+                    assert {len(r.image_A.distortions), len(r.image_B.distortions)} <= {0, 1, 2}
 
 
 def test_two_workers_give_identical_bytes(built: Path, manifest_path: Path,

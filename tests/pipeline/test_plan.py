@@ -62,26 +62,63 @@ def test_pairs_never_share_category_and_severity(sd_pairs) -> None:
     assert any(p.A and p.B and p.A[0].category == p.B[0].category for p in sd_pairs)
 
 
-def test_multi_distortion_follows_pair_table(manifest: Manifest) -> None:
+def _check_pair(img) -> None:
+    first, second = img
+    assert second.category in distortions.PAIR_TABLE[first.category]
+    assert first.category != second.category
+    assert 1 <= first.severity <= 3 and 1 <= second.severity <= 3
+
+
+def test_multi_distortion_mix_is_the_originals(manifest: Manifest) -> None:
+    """refA_md: clean p = 0.05, else a pair; refAB_md images: clean p = 0.05, else one
+    distortion (p = 0.5, severity 1..5) or a pair; pairs uniform over the allowed pairs."""
+    n = N // 2
+    plans = make_plans(manifest, "refA_md", "train", REFS, count=n)
+    assert _within(sum(1 for p in plans if not p.A), n, 0.05)
+    assert {len(p.A) for p in plans} == {0, 2}
+    for p in plans:
+        if p.A:
+            _check_pair(p.A)
+    pairs = make_plans(manifest, "refAB_md", "train", REFS, count=n)
+    a_sizes = Counter(len(p.A) for p in pairs)  # A is drawn before any redraw of B
+    assert _within(a_sizes[0], n, 0.05)
+    assert _within(a_sizes[1], n, 0.95 * 0.5) and _within(a_sizes[2], n, 0.95 * 0.5)
+    singles = [img[0] for p in pairs for img in (p.A, p.B) if len(img) == 1]
+    assert {d.severity for d in singles} == {1, 2, 3, 4, 5}
+    for p in pairs:
+        for img in (p.A, p.B):
+            if len(img) == 2:
+                _check_pair(img)
+        assert [(d.category, d.severity) for d in p.A] != [(d.category, d.severity) for d in p.B]
+    # uniform over the 78 allowed ordered pairs: oversharpen -> brighten is ~1/78 of pairs
+    md = [tuple(d.category for d in p.A) for p in plans if p.A]
+    assert _within(sum(1 for c in md if c == ("oversharpen", "brighten")), len(md), 1 / 78)
+
+
+def test_md_mix_dqgen_v1_keeps_the_old_mix(manifest: Manifest) -> None:
+    old = manifest.model_copy(update={"md_mix": "dqgen_v1"})
     for kind in ("refA_md", "refAB_md"):
-        plans = make_plans(manifest, kind, "train", REFS, count=N // 2)
+        plans = make_plans(old, kind, "train", REFS, count=N // 2)
         firsts = Counter()
         for p in plans:
-            images = [p.A] + ([p.B] if kind == "refAB_md" else [])
-            for img in images:
-                assert len(img) == 2  # md samples are never clean
-                first, second = img
-                assert second.category in distortions.PAIR_TABLE[first.category]
-                assert first.category != second.category
-                assert 1 <= first.severity <= 3 and 1 <= second.severity <= 3
+            for img in [p.A] + ([p.B] if kind == "refAB_md" else []):
+                assert len(img) == 2  # dqgen 1: md images are never clean
+                _check_pair(img)
             firsts[p.A[0].category] += 1
-            if kind == "refAB_md":
-                assert [(d.category, d.severity) for d in p.A] != \
-                    [(d.category, d.severity) for d in p.B]
-        for c in distortions.CATEGORY_ORDER:
+        for c in distortions.CATEGORY_ORDER:  # first category uniform (not the pairs)
             assert _within(firsts[c], len(plans), 1 / 12)
-        sev = Counter(d.severity for p in plans for d in p.A)
-        assert set(sev) == {1, 2, 3}
+
+
+def test_grey_references_get_no_colour_distortion(manifest: Manifest) -> None:
+    grey = REFS[:5]
+    for kind in ("refA_sd", "refAB_sd", "refA_md", "refAB_md"):
+        plans = make_plans(manifest, kind, "train", REFS, count=1500, grey=grey)
+        for p in plans:
+            cats = {d.category for img in (p.A, p.B or []) for d in img}
+            if p.ref_id in grey:
+                assert not cats & set(distortions.COLOUR_CATEGORIES), p.sample_id
+        colour = {d.category for p in plans if p.ref_id not in grey for d in p.A}
+        assert colour & set(distortions.COLOUR_CATEGORIES)  # colour photos still get them
 
 
 def test_ids_seeds_and_round_robin(manifest: Manifest, sd_pairs) -> None:

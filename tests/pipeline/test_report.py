@@ -132,3 +132,33 @@ def test_report_lists_human_pairs(tmp_path) -> None:
     # the human pair carries no distortion metadata: counted as "human", not as clean
     assert result["stats"]["task_categories"]["refAB_brief"]["train"]["human"] == 1
     assert result["stats"]["task_severities"]["AB_brief"]["train"]["human"] == 1
+
+
+def test_report_counts_per_responder_key(tmp_path) -> None:
+    """Two responders' answers in one dataset: counts, words and cost are per key."""
+    from pipeline.records import ResponseRecord
+    from pipeline.store import atomic_write_jsonl, read_jsonl
+
+    manifest, store = make_dataset(tmp_path)
+    root = store.root / "responses"
+    (key,) = [p.name for p in root.iterdir() if p.is_dir()]
+    other = "openai--local-model"
+    first = sorted((root / key).glob("*/*.jsonl"))[0]
+    rows = [r.model_copy(update={"responder": "openai", "model": "local-model",
+                                 "cost_usd": 0.5, "text": "One two three."})
+            for r in read_jsonl(first, ResponseRecord)][:2]
+    atomic_write_jsonl(root / other / first.parent.name / first.name, rows)
+    assemble_tasks(manifest, store)
+    write_report(manifest, store)
+    stats = json.loads((store.report_dir / "stats.json").read_text())
+    kind = first.parent.name
+    assert set(stats["responses"]) == {key, other}
+    assert stats["responses"][other] == {kind: {first.stem: 2}}
+    assert stats["response_words"][other] == {kind: {
+        "n": 2, "min": 3, "median": 3.0, "mean": 3.0, "p90": 3.0, "max": 3}}
+    mine = sum(n for per_split in stats["responses"][key].values() for n in per_split.values())
+    assert sum(v["n"] for v in stats["response_words"][key].values()) == mine
+    assert stats["usage"][other]["cost_usd"] == 1.0
+    assert stats["usage"][key]["cost_usd"] == round(0.001 * mine, 6)
+    card = (store.report_dir / "README.md").read_text()
+    assert f"accepted responses of `{other}`" in card and f"| {other} | {kind} | 2 |" in card

@@ -121,3 +121,32 @@ def test_cli_respond_and_retry_failures_log_their_runs(tmp_path):
     assert [x["origin"] for x in runs] == ["dqgen respond", "dqgen retry-failures"]
     assert [x["totals"]["calls"] for x in runs] == [2, 1]
     assert [x["totals"]["failed"] for x in runs] == [1, 0]
+
+
+def test_one_retry_failures_command_is_one_run_per_responder_key(tmp_path):
+    """Failures in four responses files of one key: one retry-failures, one history line."""
+    root = tmp_path / "ds"
+    bad = []
+    for kind in ("refA_sd", "refAB_sd"):
+        for split in ("train", "test"):
+            recs = make_samples(root, kind, split, 2, offset=len(bad) * 2)
+            bad.append(recs[1].image_A.sha256)
+    runner = CliRunner()
+    with FakeOpenAI(by_image={h: [Status(400, message="bad")] for h in bad}) as srv:
+        data = {"name": "t", "output": str(root),
+                "counts": {k: {"train": 2, "test": 2} for k in ("refA_sd", "refAB_sd")},
+                "responder": {"kind": "openai", "model": "gpt-4o-mini", "base_url": srv.base_url,
+                              "requests_per_minute": None, "timeout_s": 2}}
+        (tmp_path / "m.yaml").write_text(yaml.safe_dump(data))
+        r = runner.invoke(app, ["respond", str(tmp_path / "m.yaml")])
+        assert r.exit_code == 0, r.output
+        assert len(Store(root).failures("respond")) == 4
+        r = runner.invoke(app, ["retry-failures", str(root)])
+        assert r.exit_code == 0, r.output
+    runs = read_run_log(root / "logs/respond/openai--gpt-4o-mini.jsonl")
+    assert [x["origin"] for x in runs] == ["dqgen respond", "dqgen retry-failures"]
+    retry = runs[1]
+    assert retry["totals"]["failed"] == 0 and retry["totals"]["accepted"] == 4
+    assert sorted((s["kind"], s["split"]) for s in retry["splits"]) == [
+        ("refAB_sd", "test"), ("refAB_sd", "train"), ("refA_sd", "test"), ("refA_sd", "train")]
+    assert Store(root).failures("respond") == []

@@ -140,8 +140,23 @@ def test_openai_needs_key_from_env(monkeypatch):
     r = make_responder(ResponderConfig(kind="openai", model="gpt-4o-2024-08-06"))
     assert r.base_url == "http://127.0.0.1:9/v1"  # env when the manifest has none
     assert r.key == "openai--gpt-4o-2024-08-06" and "sk-secret" not in repr(r)
+    monkeypatch.setenv("OPENAI_MODEL", "llama3.2-vision")
     r2 = make_responder(ResponderConfig(kind="openai", base_url="http://localhost:11434/v1"))
-    assert r2.base_url == "http://localhost:11434/v1" and r2.model == "gpt-4o"
+    assert r2.base_url == "http://localhost:11434/v1" and r2.model == "llama3.2-vision"
+    assert r2.key == "openai--llama3.2-vision"
+
+
+def test_openai_without_a_model_name_is_an_error_naming_the_three_places(monkeypatch):
+    """No silent gpt-4o: a local model's answers would be filed and priced as gpt-4o."""
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    with pytest.raises(ValueError, match="model name") as err:
+        make_responder(ResponderConfig(kind="openai", base_url="http://127.0.0.1:9/v1"))
+    text = str(err.value)
+    assert "responder.model" in text and "--model" in text and "OPENAI_MODEL" in text
+    monkeypatch.setenv("OPENAI_MODEL", "  ")  # blank is not a name
+    with pytest.raises(ValueError, match="model name"):
+        make_responder(ResponderConfig(kind="openai"))
 
 
 def test_retry_after_forms():

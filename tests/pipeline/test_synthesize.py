@@ -126,6 +126,10 @@ def test_distortion_notes_reach_the_record(tmp_path: Path) -> None:
     synthesize_chunk(m, store, "refA_sd", "train", 0, [plan])
     merge_samples(store, "refA_sd", "train")
     rec = next(read_jsonl(store.samples_path("refA_sd", "train"), SampleRecord))
-    assert rec.image_A.notes
+    # Otsu cannot change a flat image: the note is kept with the rejected draw, and the
+    # image is redrawn (the effect check) until a distortion changes it
+    first = rec.image_A.redraws[0]
+    assert first.distortions[0].name == "quantization_otsu" and first.reason.endswith("unchanged")
+    assert first.notes
     assert all(n.startswith("quantization_otsu: ") for n in rec.image_A.notes)
     assert not any(n.startswith("quantization_otsu: quantization_otsu") for n in rec.image_A.notes)
