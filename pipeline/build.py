@@ -480,7 +480,8 @@ def _derived_inputs(ctx: BuildContext) -> list[Path]:
     `write_report` read)."""
     root = ctx.store.root
     files = sorted(p for p in (root / "samples").glob("*/*.jsonl")) if (root / "samples").is_dir() else []
-    files += [p for p in files_under(root, "responses", "pairs") if p.suffix == ".jsonl"]
+    files += [p for p in files_under(root, "responses", "pairs", "scores", "mos")
+              if p.suffix in (".jsonl", ".json")]
     # human-labelled sources (labels stage): records, pairs and splits of each dataset
     # (not labels/<dataset>/src, the link to the source images)
     labels = root / "labels"
