@@ -325,6 +325,7 @@ def stage_plan(ctx: BuildContext) -> dict[str, Any]:
         if ctx.resume is not None:  # unchanged inputs and plan file: nothing to do
             key = ctx.resume.key(files=[ctx.store.references_index], settings={
                 "seed": m.seed, "clean_probability": m.clean_probability,
+                "md_mix": getattr(m, "md_mix", None),
                 "count": m.counts.get(kind, {}).get(split, 0)})
             done = ctx.resume.current(name, key)
             if done is not None:
