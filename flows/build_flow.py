@@ -56,6 +56,7 @@ from flows.tasks import (
     submit_kinds,
 )
 from pipeline.manifest import Manifest
+from pipeline.ownership import check_output_folder, own_folder
 
 __all__ = ["assemble_flow", "build_dataset", "run_build_flow"]
 
@@ -97,10 +98,17 @@ def build_dataset(
     Returns:
         {stage: summary} as `pipeline.build.run_build` returns it, plus "output".
     """
-    from pipeline.build import STAGES
-
     m = load_manifest_param(manifest)
     folder = output_dir(m, out)
+    check_output_folder(m, folder)
+    with own_folder(folder, "build"):  # the flow's process owns the folder
+        return _build(m, folder, kinds, splits)
+
+
+def _build(m: Manifest, folder: str, kinds: list[str] | None, splits: list[str] | None
+           ) -> dict[str, Any]:
+    from pipeline.build import STAGES
+
     per_kind = _kinds_and_splits(m, kinds, splits)
     # as run_build's BuildContext: the user's order (assemble writes records in it)
     all_kinds = list(kinds) if kinds else m.kinds()
@@ -134,12 +142,18 @@ def assemble_flow(manifest: ManifestParam = None, split: str | None = None,
         split: one split, or empty for all.
         out: dataset folder (default: the manifest's `output`).
     """
-    from pipeline.build import STAGES
-
     m = load_manifest_param(manifest)
     folder = output_dir(m, out)
     splits = [split] if split else m.splits()
     summaries: dict[str, Any] = {}
+    with own_folder(folder, "assembly flow"):  # the flow's process owns the folder
+        return _assemble(m, folder, splits, summaries)
+
+
+def _assemble(m: Manifest, folder: str, splits: list[str], summaries: dict[str, Any]
+              ) -> dict[str, Any]:
+    from pipeline.build import STAGES
+
     for name, _fn in STAGES:
         if name in _ASSEMBLY_STAGES:
             summaries[name] = stage(name)(name, m, folder, m.kinds(), splits, summaries)
@@ -184,7 +198,10 @@ def run_build_flow(
               "kinds": list(kinds) if kinds else None,
               "splits": list(splits) if splits else None,
               "out": str(Path(out).expanduser().resolve()) if out else None}
+    folder = Path(params["out"]) if params["out"] else m.output_dir()
+    check_output_folder(m, folder)  # before Prefect starts: one line, no failed flow run
     with ExitStack() as stack:
+        stack.enter_context(own_folder(folder, "build"))  # re-entered by the flow
         ephemeral = _ephemeral()
         if ephemeral:
             from prefect import get_client

@@ -27,6 +27,7 @@ from flows.common import (
     publish_summary,
     run_name,
 )
+from pipeline.ownership import check_output_folder, own_folder
 from flows.tasks import (
     assemble_kind_task,
     rebuild_failure_logs_task,
@@ -51,7 +52,13 @@ def run_kind(kind: str, manifest: ManifestParam, split: str | list[str] | None,
     """The body of every kind flow (see module docstring); returns run_build-style summaries."""
     m = load_manifest_param(manifest)
     folder = output_dir(m, out)
-    splits = _splits(m, kind, split)
+    check_output_folder(m, folder)
+    with own_folder(folder, f"{kind} flow"):  # the flow's process owns the folder
+        return _run_kind(m, kind, folder, _splits(m, kind, split), standalone)
+
+
+def _run_kind(m: Any, kind: str, folder: str, splits: list[str], standalone: bool
+              ) -> dict[str, Any]:
     summaries: dict[str, Any] = {}
     if standalone and m.counts:
         summaries["ingest"] = submit_ingest(m, folder)

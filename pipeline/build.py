@@ -56,8 +56,10 @@ from pipeline.ingest import (
     list_sources,
     merge_references,
 )
+from pipeline.learnability import PROBE_DIR, stage_probe
 from pipeline.manifest import Manifest, check_manifest_files
-from pipeline.plan import plan_split, write_plan
+from pipeline.ownership import check_output_folder, own_folder
+from pipeline.plan import load_plans, plan_split, write_plan
 from pipeline.progress import BuildProgress, NullProgress
 from pipeline.records import KINDS, SamplePlan
 from pipeline.seeds import stable_hash
@@ -244,10 +246,11 @@ def write_lock(manifest: Manifest, store: Store | str | Path, *,
     """Write `manifest.lock.json`: resolved manifest, versions, sha256 of every output file.
 
     The content is deterministic (no timestamp), so two builds of one manifest have equal
-    locks. Hidden files (temp files of writes in progress), the run history under logs/
-    and the lock itself are left out. The sha256 come from the hash ledger
-    (logs/resume/hashes.json, pipeline/resume.py): a file whose size and mtime did not
-    change since it was hashed is not read again; new files are hashed over `executor`.
+    locks. Hidden files (temp files of writes in progress), the run history under logs/,
+    the probe's model and run figures under probe/ and the lock itself are left out. The
+    sha256 come from the hash ledger (logs/resume/hashes.json, pipeline/resume.py): a file
+    whose size and mtime did not change since it was hashed is not read again; new files
+    are hashed over `executor`.
 
     Returns:
         {"files": n} (output files hashed).
@@ -258,7 +261,8 @@ def write_lock(manifest: Manifest, store: Store | str | Path, *,
     if store.root.exists():
         for path in sorted(store.root.rglob("*")):
             rel = path.relative_to(store.root)
-            if (path.is_file() and path != store.lock_path and rel.parts[0] != LOGS_DIR
+            if (path.is_file() and path != store.lock_path
+                    and rel.parts[0] not in (LOGS_DIR, PROBE_DIR)
                     and not any(part.startswith(".") for part in rel.parts)):
                 paths.append(path)
     outputs = ledger.sha_many(paths, executor)
@@ -544,9 +548,11 @@ def stage_report(ctx: BuildContext) -> dict[str, Any]:
     """Write report/ (pipeline/report.py): dataset card, figures, contact sheet.
 
     Skipped when no input changed since it was written (pipeline/resume.py)."""
+    from pipeline.report import write_history_summary, write_report
+
     if not ctx.manifest.tasks.report:
+        write_history_summary(ctx.store, ctx.summaries.get("respond"))  # logs/, history
         return {}
-    from pipeline.report import write_report
 
     key = ""
     if ctx.resume is not None:
@@ -555,6 +561,7 @@ def stage_report(ctx: BuildContext) -> dict[str, Any]:
         key = ctx.resume.key(files=inputs, settings=_derived_settings(ctx))
         done = ctx.resume.current("report", key)
         if done is not None:
+            write_history_summary(ctx.store, ctx.summaries.get("respond"))  # logs/, history
             return done
     result = write_report(ctx.manifest, ctx.store, respond_summary=ctx.summaries.get("respond"))
     out = {"files": 2 + len(result["figures"]) + 1}
@@ -581,6 +588,7 @@ STAGES: list[tuple[str, StageFn]] = [
     ("respond", stage_respond),  # pipeline/respond/: the manifest's responder
     ("respond_labels", stage_respond_mos),  # pipeline/respond/mos.py: tasks.labels.describe
     ("assemble", stage_assemble),
+    ("probe", stage_probe),  # pipeline/learnability.py: only when the manifest has `probe:`
     ("report", stage_report),
     ("lock", stage_lock),
 ]
@@ -607,6 +615,7 @@ def _context(manifest: Manifest, kinds: Sequence[str] | None, splits: Sequence[s
     selected_splits(manifest, kinds, splits)  # validate early
     check_manifest_files(manifest)  # e.g. a missing judge.predictions: fail before ingest
     store = Store(Path(out).expanduser().resolve() if out is not None else manifest.output_dir())
+    check_output_folder(manifest, store.root)  # not the references' folder: before any work
     return BuildContext(manifest=manifest, store=store,
                         kinds=list(kinds or manifest.kinds()),
                         splits=list(splits or manifest.splits()), workers=workers,
@@ -647,7 +656,12 @@ def run_build(
             msg = f"unknown stage {name!r}; known: {', '.join(names)}"
             raise ValueError(msg)
     ctx = _context(manifest, kinds, splits, workers, out, progress)
-    ctx.store.root.mkdir(parents=True, exist_ok=True)
+    with own_folder(ctx.store.root, "build"):
+        return _run_stages(ctx, stages, workers)
+
+
+def _run_stages(ctx: BuildContext, stages: Sequence[str] | None, workers: int
+                ) -> dict[str, Any]:
     removed = remove_stale_temp_files(ctx.store)
     if removed:
         log.info("removed %d temp files of an interrupted run", removed)
@@ -679,7 +693,12 @@ def regenerate(
         {"plan": n, "synthesize": summary, "lock": summary, "output": folder}.
     """
     ctx = _context(manifest, [kind], [split], workers, out, progress)
-    store = ctx.store
+    with own_folder(ctx.store.root, "regenerate"):
+        return _regenerate(ctx, kind, split, workers)
+
+
+def _regenerate(ctx: BuildContext, kind: str, split: str, workers: int) -> dict[str, Any]:
+    manifest, store = ctx.manifest, ctx.store
     remove_stale_temp_files(store)
     if not store.references_index.exists():
         stage_ingest(ctx)
@@ -706,6 +725,12 @@ def judge_dataset(
         {"<kind>/<split>": {"judged": n, "failed": n}, ..., "lock": summary}.
     """
     ctx = _context(manifest, kinds, splits, 1, out, progress)
+    with own_folder(ctx.store.root, "judge"):
+        return _judge_all(ctx)
+
+
+def _judge_all(ctx: BuildContext) -> dict[str, Any]:
+    manifest = ctx.manifest
     result: dict[str, Any] = {}
     for kind, split in selected_splits(manifest, ctx.kinds, ctx.splits):
         if not kind.startswith("refAB"):

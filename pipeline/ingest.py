@@ -33,6 +33,12 @@ Reference ids are the file stems made filesystem-safe (characters outside `[A-Za
 become `_`); when two files would get the same id, each of them uses its whole relative
 path instead (`dir/a.png` -> `dir_a_png`), so ids never depend on listing order.
 
+Duplicates: references whose normalised PNG has the same sha256 are one photo. The one
+with the smallest ref_id is kept; the others are recorded in `failures/ingest.jsonl` as
+`duplicate` (the message names the id they duplicate) and their PNGs removed. The kept
+one's split is decided by the content: the copies' split when they agree, else one of
+their splits picked by the content hash; so no photo is in two splits.
+
 Resume: references are processed in chunks (`references.chunks/<chunk:05d>.json`, written
 atomically when a chunk completes, keyed by a hash of the chunk's sources and settings); a
 re-run skips the chunks that are done.
@@ -484,10 +490,45 @@ def merge_references(
         if not stale.stem.isdigit() or int(stale.stem) >= len(chunks):
             stale.unlink()
     records.sort(key=lambda r: r.ref_id)
+    records, duplicates = _deduplicate(store, records)
+    failures += duplicates
     failures.sort(key=lambda f: f.item_id)
     atomic_write_jsonl(store.references_index, records)
     atomic_write_jsonl(store.failures_path("ingest"), failures)
     return {"references": len(records), "failed": len(failures)}
+
+
+def _group_split(splits: Sequence[str], sha256: str) -> str:
+    """The split of a group of identical references, from its content: the members' split
+    when they agree, else one of their splits picked by the content hash."""
+    choices = sorted(set(splits))
+    if len(choices) == 1:
+        return choices[0]
+    return choices[int(sha256[:12], 16) % len(choices)]
+
+
+def _deduplicate(store: Store, records: list[ReferenceRecord]
+                 ) -> tuple[list[ReferenceRecord], list[FailureRecord]]:
+    """Keep one reference per content (sha256 of the normalised PNG): the smallest ref_id,
+    in the split its content decides (`_group_split`), so no photo is in two splits. The
+    others become `duplicate` failures naming the id they duplicate; their PNGs go."""
+    groups: dict[str, list[ReferenceRecord]] = {}
+    for rec in records:  # sorted by ref_id: the first of a group is kept
+        groups.setdefault(rec.sha256, []).append(rec)
+    kept: list[ReferenceRecord] = []
+    failures: list[FailureRecord] = []
+    for sha, group in groups.items():
+        first = group[0]
+        split = _group_split([r.split for r in group], sha)
+        kept.append(first if first.split == split else first.model_copy(update={"split": split}))
+        for dup in group[1:]:
+            failures.append(_failure(
+                dup.source, "duplicate",
+                f"{dup.source}: same content as {first.source} (reference {first.ref_id}, "
+                f"kept in {split}); duplicate of {first.ref_id}"))
+            store.reference_image(dup.ref_id).unlink(missing_ok=True)
+    kept.sort(key=lambda r: r.ref_id)
+    return kept, failures
 
 
 def ingest_references(

@@ -20,21 +20,24 @@ plan; JudgeConfig: judge; ResponderConfig: respond; TasksConfig: assemble/export
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from pipeline.records import KINDS
+from pipeline.yamlio import YamlError, load_yaml
 
 __all__ = [
+    "MAX_COUNT",
     "DeqaSourceConfig",
     "ExportOptions",
     "IspConfig",
@@ -43,6 +46,7 @@ __all__ = [
     "LabelTasksConfig",
     "Manifest",
     "ManifestError",
+    "ProbeSettings",
     "ReferencesConfig",
     "ResizeConfig",
     "ResponderConfig",
@@ -59,8 +63,46 @@ class ManifestError(ValueError):
     """A manifest that cannot be read or does not validate; the message names file and field."""
 
 
+# Documented cap on one count (per kind and split): a typo such as 100000000000 is
+# refused at once instead of planning until memory runs out.
+MAX_COUNT = 10_000_000
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    return get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+
+
+def _bool_for_number(annotation: Any, value: Any, where: str = "") -> str | None:
+    """Where `value` holds a YAML boolean that `annotation` wants as a number ("" for the
+    value itself, ".key" inside a mapping), or None."""
+    options = _options(annotation)
+    if isinstance(value, bool):
+        number = bool not in options and any(o in (int, float) for o in options)
+        return where if number else None
+    if isinstance(value, dict):
+        for o in options:
+            if get_origin(o) is dict and len(get_args(o)) == 2:
+                for k, v in value.items():
+                    found = _bool_for_number(get_args(o)[1], v, f"{where}.{k}")
+                    if found is not None:
+                        return found
+    return None
+
+
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, v: Any, info: ValidationInfo) -> Any:
+        # pydantic takes `train: true` as 1: a boolean where a number belongs is a typo
+        field = cls.model_fields.get(info.field_name or "")
+        where = None if field is None else _bool_for_number(field.annotation, v)
+        if where is not None:
+            at = f"{where.lstrip('.')}: " if where else ""
+            msg = f"{at}a number is needed, got a boolean (YAML true/false/yes/no)"
+            raise ValueError(msg)
+        return v
 
 
 def check_relative_path(path: str, *, field: str) -> str:
@@ -178,7 +220,7 @@ class ResponderConfig(_Config):
     prompt_version: str = "v1"  # prompts/instructions/<kind>.<version>.yaml
     default_query: dict[str, str] = {}  # e.g. {"api-version": "..."} for older Azure routes
     image_detail: Literal["auto", "low", "high"] = "auto"
-    timeout_s: float = Field(60.0, gt=0)  # per HTTP request
+    timeout_s: float = Field(60.0, gt=0)  # whole HTTP request: connect to last body byte
     max_attempts: int = Field(6, ge=1)  # per request, first try included
     backoff_initial_s: float = Field(1.0, ge=0)
     backoff_max_s: float = Field(60.0, ge=0)
@@ -394,6 +436,20 @@ class LabelSourceConfig(_Config):
         return v
 
 
+class ProbeSettings(_Config):
+    """The learnability probe `dqgen build` runs after assembly (docs/training.md).
+
+    Absent from a manifest: no probe. `epochs`: passes over the train split; `seed`: None
+    takes the manifest's seed; `device`: auto (CUDA when present), cpu or cuda; `minutes`:
+    cap on the probe's wall time (it stops and says so in probe/metrics.json).
+    """
+
+    epochs: int = Field(..., ge=1)
+    seed: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    minutes: float | None = Field(None, gt=0)
+
+
 class Manifest(_Config):
     """A build manifest. See data_manifest/demo.yaml for a commented example."""
 
@@ -417,6 +473,7 @@ class Manifest(_Config):
     tasks: TasksConfig = TasksConfig()
     sources: list[LabelSourceConfig] = []  # human-labelled datasets (labels stage)
     scoring: ScoringConfig = ScoringConfig()  # MLLM quality scoring (score stage)
+    probe: ProbeSettings | None = None  # learnability probe after assembly (None: none)
     base_dir: str = "."  # folder of the manifest file (set by load_manifest)
 
     @field_validator("counts", "detail_counts")
@@ -430,6 +487,10 @@ class Manifest(_Config):
             for split, n in per_split.items():
                 if n < 0:
                     msg = f"{kind}.{split}: count must be >= 0, got {n}"
+                    raise ValueError(msg)
+                if n > MAX_COUNT:
+                    msg = (f"{kind}.{split}: count {n} is above the limit of {MAX_COUNT:,} "
+                           f"per kind and split")
                     raise ValueError(msg)
         return v
 
@@ -513,13 +574,15 @@ def load_manifest(path: str | Path, **overrides: Any) -> Manifest:
     """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path)
     except FileNotFoundError:
         msg = f"{path}: manifest not found"
         raise ManifestError(msg) from None
-    except yaml.YAMLError as err:
-        msg = f"{path}: not valid YAML: {err}"
-        raise ManifestError(msg) from err
+    except OSError as err:
+        msg = f"{path}: cannot read the manifest: {err.strerror or err}"
+        raise ManifestError(msg) from None
+    except YamlError as err:  # one line: file:line:column: problem (duplicate keys too)
+        raise ManifestError(str(err)) from None
     if not isinstance(data, dict):
         msg = f"{path}: a manifest must be a YAML mapping, got {type(data).__name__}"
         raise ManifestError(msg)
@@ -530,7 +593,8 @@ def load_manifest(path: str | Path, **overrides: Any) -> Manifest:
         manifest = Manifest.model_validate(data)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: "
+            f"{e['msg'].removeprefix('Value error, ')}" for e in err.errors()
         )
         msg = f"{path}: invalid manifest: {problems}"
         raise ManifestError(msg) from None

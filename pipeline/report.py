@@ -1,8 +1,7 @@
 """Dataset report: a Markdown dataset card with statistics, PNG figures and a contact sheet.
 
-Reads what the earlier stages wrote (samples/, responses/, tasks/, failures/, and the
-respond stage's run logs logs/respond/<key>.jsonl, totalled over every run, or older
-summary files when there is no log) and writes::
+Reads what the dataset holds (samples/, responses/, tasks/, failures/, pairs/) and
+writes::
 
     report/README.md                 the dataset card
     report/stats.json                the numbers behind it
@@ -14,6 +13,12 @@ summary files when there is no log) and writes::
 Only matplotlib's object-oriented API on the Agg canvas is used (no pyplot state), so the
 report renders headless and in threads. Everything is recomputed on each run (idempotent);
 the contact sheet's samples are drawn with a generator seeded from the manifest seed.
+
+History is not an output: the card and stats.json describe what the dataset holds (the
+accepted responses, their tokens and cost from their records, the failures kept in
+failures/), never how many runs it took, so a resumed or re-run build has the same report
+bytes. The respond runs' history (runs, calls paid, retries, per-run cost, from the run
+logs logs/respond/<key>.jsonl) is summed into logs/respond_summary.json, outside the lock.
 """
 
 from __future__ import annotations
@@ -32,16 +37,20 @@ from PIL import Image
 
 from distortions.pairs import CATEGORY_PHRASES
 from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, iter_task_file, short_answer
+from pipeline.learnability import learnability_lines, read_probe_metrics
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
 from pipeline.seeds import rng_for
 from pipeline.store import Store, atomic_write_bytes, atomic_write_json, read_jsonl
 
-__all__ = ["collect_stats", "render_card", "write_report"]
+__all__ = ["HISTORY_SUMMARY", "collect_stats", "render_card", "write_history_summary",
+           "write_report"]
 
 log = logging.getLogger(__name__)
 
 _CATEGORIES = list(CATEGORY_PHRASES)
+
+HISTORY_SUMMARY = "respond_summary.json"  # under logs/: the respond runs' history
 
 
 def _splits_of(store: Store, sub: str) -> list[tuple[str, str, Path]]:
@@ -272,8 +281,6 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                     c["unreadable_failure_record"] += 1
             failures[path.stem] = c
 
-    respond_stats = _respond_stats(store)
-    run_totals = respond_stats["totals"]
 
     tasks_summary: dict[str, Any] = {}
     summary_path = store.root / "tasks" / "summary.json"
@@ -325,12 +332,8 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
                         "batch_cost_usd": round(u["batch_cost_usd"], 6)}
                   for key, u in usages.items()},
         "cost_by_mode": {k: round(v, 6) for k, v in by_mode.items()},
-        "respond_runs": respond_stats["files"],
-        "respond_runs_source": respond_stats["source"],
-        "respond_runs_total": run_totals,
-        "respond_latest": respond_stats["latest"],
-        "respond_run_cost_usd": run_totals["cost_usd"],
-        "rejections": run_totals["rejected"],
+        # the respond failures the dataset keeps (failures/respond.jsonl), by error type
+        "rejections": dict(failures.get("respond", {})),
         "failures": {k: dict(v) for k, v in failures.items()},
         "tasks": task_counts, "answer_forms": dict(answer_forms), "pairs": pairs,
         "task_categories": task_categories, "task_severities": task_severities,
@@ -338,6 +341,7 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         "task_dropped": tasks_summary.get("dropped", {}),
         "task_filtered": tasks_summary.get("filtered", {}),
         "_lengths": {k: dict(v) for k, v in lengths.items()},
+        "_probe": read_probe_metrics(store.root),  # probe/metrics.json (Learnability)
     }
 
 
@@ -563,28 +567,6 @@ def _order(splits: set[str]) -> list[str]:
     return sorted(splits, key=lambda s: (s != "train", s != "test", s))
 
 
-def _run_lines(stats: dict[str, Any]) -> list[str]:
-    """The Cost section's lines on respond runs: totals over all runs, then the latest."""
-    t = stats["respond_runs_total"]
-    files = ", ".join(f"`{f}`" for f in stats["respond_runs"]) or "none found"
-    kind = "run logs" if stats["respond_runs_source"] == "run_log" else "summaries"
-
-    def counts(r: dict[str, Any]) -> str:
-        return (f"{r['calls']} call(s), {r['cached']} from the cache, {r['accepted']} "
-                f"accepted, {r['failed']} failed, {r['prompt_tokens']} prompt + "
-                f"{r['completion_tokens']} completion tokens, ${r['cost_usd']:.4f}")
-
-    out = [f"- respond runs ({t['runs']}; {kind}: {files}): {counts(t)}"]
-    if t["rejected_cached"]:
-        out.append("- rejected answers replayed from the cache (counted once above): "
-                   + ", ".join(f"{k} {v}" for k, v in t["rejected_cached"].items()))
-    latest = stats.get("respond_latest")
-    if latest and stats["respond_runs_source"] == "run_log":
-        out.append(f"- latest respond run ({latest.get('origin')}): "
-                   f"{counts(latest)}")
-    return out
-
-
 def _task_distortion_tables(stats: dict[str, Any]) -> list[str]:
     """Per task file and split: images by category and by severity (folded: they are long)."""
     per_task = stats.get("task_categories") or {}
@@ -668,7 +650,7 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     out += ["## Rejections, failures and drops", ""]
     rows = [[stage, reason, n] for stage, c in sorted(stats["failures"].items())
             for reason, n in sorted(c.items())]
-    for stage, key in (("respond (validation)", "rejections"), ("assemble (skipped)", "task_skipped"),
+    for stage, key in (("assemble (skipped)", "task_skipped"),
                        ("convert (dropped)", "task_dropped")):
         rows += [[stage, reason, n] for reason, n in sorted(stats[key].items())]
     rows += [["severity filter (no-ref brief)", task, n]
@@ -676,11 +658,14 @@ def render_card(stats: dict[str, Any], *, contact: list[str]) -> str:
     out += [_table(["stage", "reason", "count"], rows) if rows else "None recorded.", ""]
     out += ["## Cost", "",
             *(f"- accepted responses of `{key}`: {u['prompt_tokens']} prompt + "
-              f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f}"
-              + (f" (online ${u['cost_usd'] - u['batch_cost_usd']:.4f}, batch (Batch API) "
-                 f"${u['batch_cost_usd']:.4f})" if u.get("batch_cost_usd") else "")
+              f"{u['completion_tokens']} completion tokens, ${u['cost_usd']:.4f} (from their "
+              "records)"
+              + (f"; online ${u['cost_usd'] - u['batch_cost_usd']:.4f}, batch (Batch API) "
+                 f"${u['batch_cost_usd']:.4f}" if u.get("batch_cost_usd") else "")
               for key, u in stats["usage"].items()),
-            *_run_lines(stats), ""]
+            f"- history of the respond runs (runs, calls paid, retries, per-run cost): "
+            f"`logs/{HISTORY_SUMMARY}` (not part of the dataset)", ""]
+    out += learnability_lines(stats.get("_probe"))
     out += ["## Contact sheet", "",
             f"{len(contact)} samples drawn at random (seeded): reference | A (| B), their "
             "distortions with severities, and the sentences of the accepted answer that name "
@@ -696,12 +681,10 @@ def write_report(manifest: Manifest | None, store: Store, *,
         manifest: the build manifest (name, seed, responder); None reads what it can from
             manifest.lock.json.
         store: the dataset folder.
-        respond_summary: the respond stage's summary of this build run; kept as
-            report/respond_summary.json (the latest build's view). The card's respond
-            totals (rejections by reason, calls, tokens, cost) come from the append-only
-            run logs logs/respond/<key>.jsonl, summed over every run, so a re-run that
-            skips everything does not hide what earlier runs rejected or spent; datasets
-            without run logs fall back on the summary files.
+        respond_summary: the respond stage's summary of this build run; history, kept in
+            logs/respond_summary.json with the totals of every logged run
+            (`write_history_summary`). The card and stats.json hold only what the dataset
+            holds, so their bytes do not depend on how many runs it took.
 
     Returns:
         {"card": path, "figures": [paths], "contact_sheet": path, "stats": stats}.
@@ -715,8 +698,9 @@ def write_report(manifest: Manifest | None, store: Store, *,
         msg = "the report needs matplotlib: pip install 'dqgen[export]'"
         raise ImportError(msg) from err
     out = store.report_dir
-    if respond_summary:
-        atomic_write_json(out / "respond_summary.json", respond_summary)
+    # older versions kept the latest run's summary here: history, not an output
+    (out / "respond_summary.json").unlink(missing_ok=True)
+    write_history_summary(store, respond_summary)
     stats = collect_stats(store, manifest)
     figures = out / "figures"
     _plot_categories(stats, figures / "categories.png")
@@ -745,3 +729,24 @@ def write_report(manifest: Manifest | None, store: Store, *,
             "figures": [str(figures / f) for f in ("categories.png", "severities.png",
                                                   "response_length.png")],
             "contact_sheet": str(out / "contact_sheet.png"), "stats": public}
+
+
+def write_history_summary(store: Store, respond_summary: dict[str, Any] | None = None
+                          ) -> Path | None:
+    """Write logs/respond_summary.json: the respond runs' history (not part of the dataset).
+
+    Holds the totals over every run of the run logs logs/respond/<key>.jsonl (runs, calls
+    paid, cached, retries, tokens, cost, rejections by reason), the latest run, and the
+    summary of this build's respond stage when given. Nothing when there is no history.
+
+    Returns:
+        the file written, or None.
+    """
+    stats = _respond_stats(store)
+    if not stats["files"] and not respond_summary:
+        return None
+    doc = {"run_logs": stats["files"], "source": stats["source"], "totals": stats["totals"],
+           "latest": stats["latest"], "this_build": respond_summary}
+    path = store.logs_dir / HISTORY_SUMMARY
+    atomic_write_json(path, doc)
+    return path

@@ -31,6 +31,7 @@ process is not seen by these helpers.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -44,9 +45,10 @@ from pydantic import BaseModel
 
 from pipeline.records import FailureRecord
 
-__all__ = ["FILE_MODE", "LOGS_DIR", "JsonListWriter", "LayoutError", "Store", "append_jsonl", "atomic_json_list",
-           "atomic_write_bytes", "atomic_write_json", "atomic_write_jsonl", "atomic_writer",
-           "dump_json_list", "image_shard", "read_jsonl"]
+__all__ = ["ENVIRONMENT_ERRNOS", "FILE_MODE", "LOGS_DIR", "JsonListWriter", "LayoutError", "Store",
+           "append_jsonl", "atomic_json_list", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_jsonl", "atomic_writer", "dump_json_list", "image_shard",
+           "is_environment_error", "read_jsonl"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -95,6 +97,19 @@ def _same_file(a: Path, b: Path) -> bool:
                     return True
     except OSError:
         return False
+
+
+# A full disk, a quota, a folder without write permission, a read-only file system: the
+# environment's fault, never a sample's. Stages let these end the run (the CLI prints one
+# line; atomic writes keep every finished file) instead of recording item failures that a
+# resume would then skip.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                                errno.EROFS})
+
+
+def is_environment_error(err: BaseException) -> bool:
+    """True for an OSError of `ENVIRONMENT_ERRNOS` (disk full, permission denied, ...)."""
+    return isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -210,16 +225,19 @@ def read_jsonl(path: Path, model: type[M] | None = None) -> Iterator[Any]:
         return
     with open(path, encoding="utf-8") as f:
         bad: json.JSONDecodeError | None = None
-        for line in f:
+        bad_line = 0
+        for i, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
             if bad is not None:
-                raise bad
+                # the file and its line, not only the column inside the line
+                raise json.JSONDecodeError(f"{path}: line {bad_line}: {bad.msg}", bad.doc,
+                                           bad.pos) from None
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                bad = err
+                bad, bad_line = err, i
                 continue
             yield model.model_validate(obj) if model is not None else obj
 

@@ -57,6 +57,7 @@ from pipeline.store import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
+    is_environment_error,
     read_jsonl,
 )
 
@@ -280,6 +281,8 @@ def synthesize_chunk(
             record, judge_failure = _render_sample(manifest, store, plan, ref,
                                                    _load_ref(store, ref, cache), judge)
         except Exception as err:  # noqa: BLE001 - one bad sample never stops the build
+            if is_environment_error(err):  # a full disk is not the sample's fault
+                raise
             log.warning("synthesize %s failed: %s: %s", plan.sample_id, type(err).__name__, err)
             failures.append(FailureRecord(stage="synthesize", item_id=plan.sample_id,
                                           error_type=type(err).__name__,

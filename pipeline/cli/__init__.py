@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 
-from pipeline.cli._app import app
+from rich.markup import escape
+
+from pipeline.cli._app import app, console, os_error_line
 
 # Command modules (importing registers their commands).
 from pipeline.cli import build, distort, labels, respond, serve, tasks  # noqa: E402,F401
 from pipeline.cli import batches  # noqa: E402,F401
 from pipeline.cli import score  # noqa: E402,F401  (score, evaluate)
+from pipeline.cli import probe  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 
@@ -22,4 +25,11 @@ def _prefect_defaults() -> None:
 
 def main() -> None:
     _prefect_defaults()
-    app()
+    try:
+        app()
+    except OSError as err:  # a full disk, a folder without write permission: one line
+        line = os_error_line(err)
+        if line is None:
+            raise
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

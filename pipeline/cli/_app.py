@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 
 __all__ = ["JSON_HELP", "app", "console", "dataset_dir", "emit", "fail",
-           "load_manifest_or_demo", "split_list", "stdout_console"]
+           "load_manifest_or_demo", "os_error_line", "owned", "split_list", "stdout_console"]
 
 JSON_HELP = "Print the result as JSON on stdout instead of a table."
 
@@ -58,6 +60,38 @@ def fail(message: str, code: int = 2) -> None:
     # or message holding "[...]" is printed as is, not read as Rich markup.
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+_RESUMES = "run the same command again: it resumes where it stopped (nothing written is lost)"
+
+
+def os_error_line(err: OSError) -> str | None:
+    """One line for an environment error a user can fix (disk full, no permission, a
+    read-only file system), or None for anything else (a bug: keep the traceback)."""
+    import errno
+
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device{where}: free some space and {_RESUMES}"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied{where}: fix the permissions and {_RESUMES}"
+    if err.errno == errno.EROFS:
+        return f"read-only file system{where}; choose a writable output folder (--out)"
+    return None
+
+
+@contextmanager
+def owned(folder: Path, command: str) -> Iterator[None]:
+    """Hold the dataset folder's ownership lock (pipeline/ownership.py) for the block; a
+    folder another live process owns is the standard one-line error (exit 2)."""
+    from pipeline.ownership import FolderBusyError, own_folder
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(own_folder(folder, command))
+        except (FolderBusyError, OSError) as err:
+            fail(str(err))
+        yield
 
 
 @app.callback()

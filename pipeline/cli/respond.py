@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich import box
 from rich.table import Table
 
-from pipeline.cli._app import JSON_HELP, app, console, dataset_dir, emit, fail, split_list
+from pipeline.cli._app import (JSON_HELP, app, console, dataset_dir, emit, fail, owned,
+                               split_list)
 
 __all__ = ["respond_cmd", "retry_failures_cmd", "summary_line", "summary_table"]
 
@@ -122,8 +123,10 @@ def respond_cmd(
 
     Paid answers are cached by request hash (a re-run makes no call), validated (bad
     answers are asked again a bounded number of times), and failures are logged in
-    failures/respond.jsonl. Each run's summary is appended to `logs/respond/<key>.jsonl`
-    (the report totals them). The API key is read only from the OPENAI_API_KEY variable.
+    failures/respond.jsonl. Each run is logged in `logs/respond/<key>.jsonl` as it goes
+    (history, totalled in logs/respond_summary.json). A refused key (HTTP 401/403) stops
+    the run after the first refusal. The API key is read only from the OPENAI_API_KEY
+    variable.
     """
     from pipeline.manifest import ManifestError, load_manifest
     from pipeline.respond import respond
@@ -165,7 +168,7 @@ def respond_cmd(
              f"run `dqgen build {manifest}` first")
     bars = _Bars()
     try:
-        with bars.progress:
+        with owned(store.root, "respond"), bars.progress:
             result = respond(m, store, kinds=kind_list, splits=split_names, config=config,
                              retry_failed=retry_failed, progress=bars, origin="dqgen respond",
                              wait=wait)
@@ -201,7 +204,7 @@ def retry_failures_cmd(
         return
     bars = _Bars()
     try:
-        with bars.progress:
+        with owned(store.root, "retry-failures"), bars.progress:
             result = retry_failures(directory, progress=bars, origin="dqgen retry-failures")
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))

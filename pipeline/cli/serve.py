@@ -19,7 +19,7 @@ def serve(
                                       show_default=False),
     flows: list[str] = typer.Option(None, "--flow", "-f",
                                     help="Serve only these flows (repeat): refA_sd, refA_md, "
-                                         "refAB_sd, refAB_md, assemble_tasks, build_dataset. "
+                                         "refAB_sd, refAB_md, assemble_tasks, build_dataset, train_probe. "
                                          "Default: all."),
     workers: int = typer.Option(2, "--workers", "-w", min=1,
                                 help="Workers per run (threads, or LocalCluster processes)."),

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli._app import (
-    JSON_HELP, app, console, dataset_dir, emit, fail, load_manifest_or_demo, split_list,
+    JSON_HELP, app, console, dataset_dir, emit, fail, load_manifest_or_demo, owned, split_list,
 )
 from pipeline.manifest import EXPORT_FORMATS as _EXPORT_FORMATS
 
@@ -68,6 +68,7 @@ def assemble(
 
     m = load_manifest_or_demo(manifest)
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
+    exported: list[tuple[str, dict[str, Any]]] = []
     if not (store.root / "samples").is_dir() and not (store.root / "pairs").is_dir():
         fail(f"{store.root}: no samples/ or pairs/ here; run `dqgen build` first")
     bad = [f for f in split_list(export_formats) or [] if f not in _EXPORT_FORMATS]
@@ -81,9 +82,13 @@ def assemble(
         m = m.model_copy(update={"tasks": m.tasks.model_copy(
             update={"responder_key": responder_key})})
     try:
-        summary = assemble_tasks(m, store, kinds=split_list(kinds), splits=split_list(splits),
-                                 tasks=split_list(tasks))
-    except ValueError as err:
+        with owned(store.root, "assemble"):
+            summary = assemble_tasks(m, store, kinds=split_list(kinds),
+                                     splits=split_list(splits), tasks=split_list(tasks))
+            for fmt in split_list(export_formats) or []:
+                exported.append((fmt, export_tasks(store, fmt,
+                                                   options=m.tasks.export_options)))
+    except (ValueError, ImportError) as err:
         fail(str(err))
     table = Table(title=f"task files in {store.root / 'tasks'}", title_justify="left")
     splits_seen = sorted({s for v in summary["tasks"].values() for s in v},
@@ -98,11 +103,7 @@ def assemble(
         if summary[label]:
             items = ", ".join(f"{k} {v}" for k, v in sorted(summary[label].items()))
             console.print(f"{label}: {items}", highlight=False)
-    for fmt in split_list(export_formats) or []:
-        try:
-            result = export_tasks(store, fmt, options=m.tasks.export_options)
-        except (ValueError, ImportError) as err:
-            fail(str(err))
+    for fmt, result in exported:
         console.print(f"exported {result['records']} records as {fmt} to {result['dest']}",
                       highlight=False)
         _print_export_notes(result)
@@ -192,8 +193,9 @@ def export(
         if dest is not None:
             target = dest / fmt.replace("-", "_") if len(chosen) > 1 else dest
         try:
-            result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks),
-                                  options=opts)
+            with owned(store.root, "export"):
+                result = export_tasks(store, fmt, dest=target, tasks=split_list(tasks),
+                                      options=opts)
         except (ValueError, ImportError) as err:
             fail(str(err))
         console.print(f"{fmt}: {result['records']} records in {len(result['files'])} files "
@@ -214,7 +216,8 @@ def report(
     root = dataset_dir(dataset)
     m = load_manifest_or_demo(manifest) if manifest is not None else _manifest_from_lock(root)
     try:
-        result = write_report(m, Store(root))
+        with owned(root, "report"):
+            result = write_report(m, Store(root))
     except ImportError as err:
         fail(str(err))
     console.print(f"dataset card: {result['card']}", highlight=False)

@@ -65,10 +65,11 @@ from pipeline.respond.files import finalize, set_aside_other_versions, supersede
 from pipeline.respond.locks import file_lock, repair
 from pipeline.respond.online import _Run, _SplitResult
 from pipeline.respond.retry import retry_failures
-from pipeline.respond.run import (_arun, _combine, _resolve, _run_sync, respond, respond_split,
-                                  stage_respond)
+from pipeline.respond.run import (ResponderAuthError, _arun, _combine, _resolve, _run_sync,
+                                  respond, respond_split, stage_respond)
 from pipeline.respond.structured import COMPARISON_FORMAT, json_schema_format, parse_structured
-from pipeline.respond.runlog import RUN_LOG, log_run, read_run_log, run_log_path, safe_url
+from pipeline.respond.runlog import (RUN_LOG, log_run, read_run_log, repair_run_log,
+                                     run_log_path, safe_url)
 from pipeline.responders.prompting import load_instruction  # the patch point online.py reads
 
 # the names of the single-module version (private helpers included), unchanged
@@ -86,6 +87,7 @@ __all__ = [
     "Budget",
     "ProgressFn",
     "RUN_LOG",
+    "ResponderAuthError",
     "ResponseCache",
     "backoff_wait",
     "batch_hashes",
@@ -98,6 +100,7 @@ __all__ = [
     "price_for",
     "read_batches",
     "read_run_log",
+    "repair_run_log",
     "respond",
     "respond_split",
     "retry_failures",

@@ -48,11 +48,16 @@ class ResponseCache:
             log.warning("ignoring damaged cache entry %s: %s", p, err)
             return None
 
-    def put(self, request_hash: str, reply: Reply, request: ResponseRequest, model: str) -> None:
-        self.put_meta(request_hash, reply, request_meta(request), model)
+    def put(self, request_hash: str, reply: Reply, request: ResponseRequest, model: str, *,
+            run_id: str | None = None, cost_usd: float | None = None) -> None:
+        """Store a paid reply; `run_id` and `cost_usd` let the run log of a run that was
+        killed before it logged be repaired from the cache (pipeline.respond.runlog)."""
+        self.put_meta(request_hash, reply, request_meta(request), model, run_id=run_id,
+                      cost_usd=cost_usd)
 
     def put_meta(self, request_hash: str, reply: Reply, meta: dict[str, Any],
-                 model: str) -> None:
+                 model: str, *, run_id: str | None = None,
+                 cost_usd: float | None = None) -> None:
         """`put` with the request's fields (`request_meta`) instead of the request (the
         Batch API's results arrive in a later process than their requests)."""
         extra = {"mode": reply.mode} if reply.mode != "online" else {}
@@ -62,5 +67,6 @@ class ResponseCache:
             "text": reply.text, "usage": reply.usage.model_dump(),
             "finish_reason": reply.finish_reason, "usage_estimated": reply.usage_estimated,
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "run_id": run_id, "cost_usd": cost_usd,
         })
 

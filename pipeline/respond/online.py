@@ -35,9 +35,12 @@ from pipeline.responders.prompting import Instruction, build_request
 from pipeline.store import Store, append_jsonl, atomic_write_json, read_jsonl
 from pipeline.validate import validate_answer
 
-__all__ = ["SampleSource", "_Run", "_SplitResult"]
+__all__ = ["AUTH_KINDS", "SampleSource", "_Run", "_SplitResult"]
 
 log = logging.getLogger(__name__)
+
+# A refused key (HTTP 401/403): every later request would be refused too.
+AUTH_KINDS = ("auth", "permission")
 
 
 class _FormatRefused(Exception):
@@ -103,9 +106,12 @@ class _Run:
 
     def __init__(self, store: Store, responder: Responder, config: ResponderConfig,
                  progress: ProgressFn | None, budget: Budget | None,
-                 source: SampleSource | None = None) -> None:
+                 source: SampleSource | None = None, run_id: str | None = None) -> None:
         self.source = source if source is not None else SampleSource()
         self.store = store
+        self.run_id = run_id  # recorded in the cache entries this run pays for
+        self.auth_error: ResponderError | None = None  # a 401/403: nothing more is sent
+        self.failed_ids: set[str] = set()  # samples this run recorded a failure for
         # set by `respond` (pipeline/respond/run.py): the build's process pool for local
         # responders (pipeline/respond/local.py) and the detail subsets (pipeline/detail.py)
         self.pool: Executor | None = None
@@ -224,7 +230,8 @@ class _Run:
             counts["completion_tokens"] += reply.usage.completion_tokens
         finally:
             self.budget.settle(worst, actual)
-        self.cache.put(request_hash, reply, request, responder.model)  # before anything else
+        self.cache.put(request_hash, reply, request, responder.model,  # before anything else
+                       run_id=self.run_id, cost_usd=actual)
         return reply, request_hash, actual, False
 
     def _refuse_structured(self, err: ResponderError) -> None:
@@ -251,6 +258,8 @@ class _Run:
         max_reasks = 0 if self.responder.deterministic else self.config.max_reasks
         last_text: str | None = None
         for reask in range(max_reasks + 1):
+            if self.auth_error is not None:
+                return None  # the key was refused: left to do, not sent
             try:
                 request = self.source.request(sample, self.store, instruction, reask=reask,
                                               reasons=reasons, extra=self.config.extra,
@@ -275,6 +284,12 @@ class _Run:
                 counts["budget_stopped"] += 1
                 return None
             except ResponderError as err:
+                if err.kind in AUTH_KINDS:  # not the sample's fault: stop, leave it to do
+                    if self.auth_error is None:
+                        self.auth_error = err
+                        log.error("respond: %s; stopping the run (nothing more is sent)",
+                                  _scrub(str(err)))
+                    return None
                 self._fail(sample, rel_out, err.kind, _scrub(str(err)), err.status,
                            getattr(err, "attempts", 1), err.raw_output)
                 counts["failed"] += 1
@@ -323,6 +338,7 @@ class _Run:
     def _fail(self, sample: SampleRecord, rel_out: str, kind: str, message: str,
               status: int | None, attempts: int, raw: str | None) -> None:
         log.warning("respond: sample %s failed (%s): %s", sample.sample_id, kind, message)
+        self.failed_ids.add(sample.sample_id)
         self.store.record_failure(FailureRecord(
             stage=STAGE, item_id=sample.sample_id, error_type=kind, message=message,
             path=rel_out, status=status, attempts=max(1, attempts), raw_output=raw))
@@ -383,8 +399,9 @@ class _Run:
                 while not queue.empty():
                     if self.budget.reached and self.batch is None:  # batch: spends at submit
                         return
+                    if self.auth_error is not None:  # a refused key: nothing more is sent
+                        return
                     sample = queue.get_nowait()
-                    before_failed = counts["failed"]
                     record = await self._sample(
                         sample, instruction, rel_out, counts, rejected, flagged, spent,
                         retrying=sample.sample_id in retry_ids, rejected_cached=rejected_cached)
@@ -393,8 +410,8 @@ class _Run:
                         result.finished.add(sample.sample_id)
                         if len(buffer) >= 20:
                             flush()
-                    elif counts["failed"] > before_failed:
-                        result.finished.add(sample.sample_id)
+                    elif sample.sample_id in self.failed_ids:  # (not a count: the
+                        result.finished.add(sample.sample_id)  # workers run concurrently)
                     finished[0] += 1
                     if self.progress:
                         self.progress(kind, split, finished[0], total)
@@ -427,6 +444,7 @@ class _Run:
             "prompt_tokens": counts["prompt_tokens"],
             "completion_tokens": counts["completion_tokens"],
             "cost_usd": round(spent[0], 6), "budget_reached": self.budget.reached,
+            "auth_refused": self.auth_error is not None,
             "responses_path": rel_out, "elapsed_s": round(time.monotonic() - t0, 3),
         }
         if self.batch is not None:

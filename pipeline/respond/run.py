@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -14,13 +15,19 @@ from typing import Any, TypeVar
 from pipeline.manifest import Manifest, ResponderConfig
 from pipeline.respond.batch import BatchQueue
 from pipeline.respond.cost import Budget
-from pipeline.respond.common import ProgressFn
+from pipeline.respond.common import ProgressFn, _scrub
 from pipeline.respond.online import _Run, _SplitResult
-from pipeline.respond.runlog import log_run
+from pipeline.respond.runlog import log_run, log_start, paid_in_cache
+from pipeline.responders.openai import API_KEY_ENV
 from pipeline.responders import Responder, make_responder
 from pipeline.store import Store
 
-__all__ = ["respond", "respond_split", "stage_respond"]
+__all__ = ["ResponderAuthError", "respond", "respond_split", "stage_respond"]
+
+
+class ResponderAuthError(ValueError):
+    """The server refused the credentials (HTTP 401/403): the run stopped, nothing more
+    was sent; the samples left are answered by the next run."""
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,9 +67,16 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
     cache, the rest handed to the queue), submit; with `wait`, poll and pass again until no
     batch is open and nothing is left to send. `extra` receives the batch summary.
     `pool`: local responders answer over it (pipeline/respond/local.py); `subsets`: the
-    detail subsets per (kind, split) (pipeline/detail.py; None: every sample)."""
+    detail subsets per (kind, split) (pipeline/detail.py; None: every sample).
+
+    History is written as it goes (pipeline.respond.runlog): a `started` line first, the
+    summary at the end (`interrupted` after an error or Ctrl-C, with what the run paid,
+    from the cache). A refused key (401/403) stops the run: ResponderAuthError."""
     targets = list(targets)
-    run = _Run(store, responder, config, progress, budget, source=source)
+    run_id = run_id or uuid.uuid4().hex
+    if targets:  # a kill leaves this line; the next run closes it from the cache
+        log_start(store, responder, config, origin=origin, run_id=run_id)
+    run = _Run(store, responder, config, progress, budget, source=source, run_id=run_id)
     run.pool, run.subsets = pool, dict(subsets or {})
     batch = None
     if config.mode == "batch" and responder.paid:
@@ -79,13 +93,19 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 passed.append(await run.split(kind, split, only_ids=only_ids,
                                               retry_failed=retry_failed))
             results = passed if not results else [_merge(a, b) for a, b in zip(results, passed)]
-            if batch is None:
+            if batch is None or run.auth_error is not None:
                 break
             await batch.submit()
             if not wait or not batch.open_batches():
                 break
             await batch.wait(None if progress is None else
                              (lambda done, total: progress("batch", "requests", done, total)))
+    except BaseException:  # an error or Ctrl-C: what this run paid, from the cache
+        totals = paid_in_cache(store.cache_dir, {run_id})[run_id]
+        log_run(store, responder, config, {"splits": [r.summary for r in results],
+                                           "totals": totals},
+                origin=origin, run_id=run_id, status="interrupted")
+        raise
     finally:
         await responder.aclose()
         if batch is not None:
@@ -97,11 +117,17 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
         info = batch.summary()
         if extra is not None:
             extra["batch"] = info
-    if results:
+    if targets:
         combined = _combine([r.summary for r in results])
         if batch is not None:
             combined["batch"] = {k: v for k, v in info.items() if k != "state"}
         log_run(store, responder, config, combined, origin=origin, run_id=run_id)
+    if run.auth_error is not None:
+        left = sum(r.summary["remaining"] for r in results)
+        msg = (f"{_scrub(str(run.auth_error))}: the server refused the credentials "
+               f"(check {API_KEY_ENV} and the base_url); the run stopped after the first "
+               f"refusal, {left} sample(s) left to do, not sent; fix it and re-run")
+        raise ResponderAuthError(msg)
     return results
 
 

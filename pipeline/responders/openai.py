@@ -11,6 +11,7 @@ routes), vLLM, Ollama, LM Studio or any server speaking POST /v1/chat/completion
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import os
@@ -144,13 +145,16 @@ class OpenAIResponder:
             raise ResponderError(msg, kind="missing_image") from None
         client = self._get_client()
         try:
-            completion = await client.chat.completions.create(
+            # timeout_s bounds the whole request (connect, send, wait, read the whole
+            # body): the SDK's timeout bounds each read only, so a server trickling its
+            # body would hold a request open for as long as it likes.
+            completion = await asyncio.wait_for(client.chat.completions.create(
                 model=self.model, messages=messages, max_tokens=request.max_tokens,
                 temperature=request.temperature, extra_body=request.extra or None,
                 **({"response_format": request.response_format}
                    if request.response_format is not None else {}),
-            )
-        except openai.APITimeoutError:
+            ), timeout=self.config.timeout_s)
+        except (openai.APITimeoutError, asyncio.TimeoutError):
             raise ResponderError(f"request timed out after {self.config.timeout_s:g} s",
                                  kind="timeout", retryable=True) from None
         except openai.APIConnectionError as err:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 
 from pipeline.records import Usage
 from pipeline.responders.base import Reply, ResponderError, ResponseRequest
 from pipeline.store import read_jsonl
+from pipeline.yamlio import parse_yaml
 
 __all__ = ["ReplayResponder", "load_answers"]
 
@@ -42,7 +42,14 @@ def load_answers(path: Path) -> tuple[dict[str, str], dict[str, str]]:
                 models.setdefault(str(row["sample_id"]), str(row["model"]))
         return texts, models
     raw = path.read_text(encoding="utf-8")
-    data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as err:
+            msg = f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}"
+            raise ValueError(msg) from None
+    else:
+        data = parse_yaml(raw, str(path))  # YamlError (a ValueError): one line
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         msg = f"{path}: expected a mapping sample_id -> answer text"
         raise ValueError(msg)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,3 +204,43 @@ sources:
         for split_file in sorted((bare / "tasks" / task).glob("*.json")):
             rel = split_file.relative_to(bare)
             assert (out / rel).read_bytes() == split_file.read_bytes(), rel
+
+
+_KILLED_FLOW = """\
+import os, signal, sys
+real, text = os.replace, sys.argv[3]
+
+def replace_or_die(src, dst):  # SIGKILL at the first rename onto a path holding `text`
+    if text in str(dst):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+
+os.replace = replace_or_die
+from flows.build_flow import run_build_flow
+run_build_flow(sys.argv[1], out=sys.argv[2], workers=2)
+"""
+
+
+def test_sigkill_of_a_prefect_build_at_two_moments_then_resume(
+        prefect_server: dict, tiny_manifest: Path, bare_build: Path, tmp_path: Path) -> None:
+    """A Prefect build (a real process, reporting to a real server) killed with SIGKILL
+    while its synthesis tasks run, the resumed build killed again during assembly; the
+    last resume (ephemeral mode) equals the bare build in every file but logs/."""
+    from tests.flows.conftest import server_env
+
+    script = tmp_path / "killed_flow.py"
+    script.write_text(_KILLED_FLOW)
+    out = tmp_path / "dataset"
+    env = server_env(Path(str(prefect_server["home"])), str(prefect_server["api_url"]))
+    repo = Path(__file__).resolve().parents[2]
+    for moment in ("images/refAB_sd/", "tasks/AB_brief/"):
+        proc = subprocess.run([sys.executable, str(script), str(tiny_manifest), str(out),
+                               moment], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+        assert (out / ".dqgen.lock").is_file()  # the dead flow process held the folder
+    assert not (out / "manifest.lock.json").exists()
+    res = CliRunner().invoke(app, ["build", str(tiny_manifest), "-w", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    _same_tree(out, bare_build)
+    assert not (out / ".dqgen.lock").exists() and not list(out.rglob("*.tmp"))

@@ -30,7 +30,9 @@ def test_prefect_yaml_has_one_deployment_per_kind_plus_assembly() -> None:
     entries = deployment_entries()
     flows = {flow_from_entrypoint(e["entrypoint"]).name: e for e in entries}
     assert set(flows) == {"refA_sd", "refA_md", "refAB_sd", "refAB_md", "assemble_tasks",
-                          "build_dataset"}
+                          "build_dataset", "train_probe"}
+    probe = flows["train_probe"]  # the probe goes to the GPU machines' pool
+    assert probe["work_pool"]["name"] == "gpu" and probe["parameters"]["device"] == "auto"
     for name in ("refA_sd", "refA_md", "refAB_sd", "refAB_md", "assemble_tasks"):
         params = flows[name]["parameters"]
         assert {"manifest", "split"} <= set(params)  # parameterised by manifest and split
@@ -86,6 +88,8 @@ def test_names() -> None:
 def test_deployments_default_to_the_embedded_demo_from_any_folder(tmp_path: Path,
                                                                   monkeypatch) -> None:
     for entry in deployment_entries():
+        if entry["entrypoint"].endswith(":train_probe"):
+            continue  # takes a dataset folder, not a manifest
         assert entry["parameters"]["manifest"] is None  # not a path relative to some cwd
     monkeypatch.chdir(tmp_path)  # a serving process started anywhere
     assert load_manifest_param(None).name == "demo"

@@ -111,13 +111,15 @@ def test_served_deployment_run(prefect_server: dict, tiny_manifest: Path,
 
 
 def test_prefect_deploy_reads_the_deployments_file(prefect_server: dict) -> None:
-    """`prefect deploy --all --prefect-file flows/prefect.yaml` registers all six with the pool."""
+    """`prefect deploy --all --prefect-file flows/prefect.yaml` registers all six with the pool
+    (and the probe with the `gpu` pool)."""
     from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     api_url = str(prefect_server["api_url"])
     env = server_env(Path(str(prefect_server["home"])), api_url)
     for cmd in (["work-pool", "create", "dqgen", "--type", "process", "--overwrite"],
+                ["work-pool", "create", "gpu", "--type", "process", "--overwrite"],
                 ["--no-prompt", "deploy", "--all", "--prefect-file", "flows/prefect.yaml"]):
         done = subprocess.run([str(PREFECT_BIN), *cmd], env=env, cwd=ROOT, capture_output=True,
                               text=True, timeout=120, check=False)
@@ -130,6 +132,10 @@ def test_prefect_deploy_reads_the_deployments_file(prefect_server: dict) -> None
         "flows/kind_flows.py:refA_sd_flow", "flows/kind_flows.py:refA_md_flow",
         "flows/kind_flows.py:refAB_sd_flow", "flows/kind_flows.py:refAB_md_flow",
         "flows/build_flow.py:assemble_flow", "flows/build_flow.py:build_dataset"}
+    with temporary_settings({PREFECT_API_URL: api_url}), _client() as client:
+        gpu = client.read_deployments(work_pool_filter=WorkPoolFilter(
+            name=WorkPoolFilterName(any_=["gpu"])))
+    assert [d.entrypoint for d in gpu] == ["flows/probe_flow.py:train_probe"]
     kind = by_entry["flows/kind_flows.py:refAB_md_flow"]
     assert kind.name == "dqgen" and set(kind.tags) == {"dqgen", "refAB_md"}
     assert kind.parameters == {"manifest": None, "split": None, "out": None}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -114,45 +115,55 @@ def test_regenerate_reproduces_a_split_byte_for_byte(built: Path, manifest_path:
     assert tree_digest(out) == tree_digest(built)
 
 
-_KILL_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-    from pathlib import Path
-    import pipeline.synthesize as syn
-    from pipeline.build import run_build
-    from pipeline.manifest import load_manifest
+def _die_at(pattern: str) -> None:
+    """In this (forked) process: SIGKILL at the n-th atomic rename onto a path holding
+    `pattern` ("text#n", default the first), after its temp file is complete (the temp
+    stays behind, as after a crash)."""
+    real, (text, _, nth), seen = os.replace, pattern.partition("#"), [0]
 
-    real, writes, kill_at = syn.atomic_write_bytes, [0], int(sys.argv[3])
+    def replace_or_die(src, dst):  # noqa: ANN001
+        if text in str(dst):
+            seen[0] += 1
+            if seen[0] == int(nth or 1):
+                os.kill(os.getpid(), signal.SIGKILL)
+        real(src, dst)
 
-    def write_then_die(path, data):
-        writes[0] += 1
-        if writes[0] == kill_at:  # die in the middle of a write: a torn temp file remains
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            (Path(path).parent / f".{Path(path).name}.x.tmp").write_bytes(data[: len(data) // 2])
-            os.kill(os.getpid(), signal.SIGKILL)
-        real(path, data)
-
-    syn.atomic_write_bytes = write_then_die
-    if __name__ == "__main__":
-        run_build(load_manifest(sys.argv[1]), out=sys.argv[2], workers=1)
-""")
+    os.replace = replace_or_die
 
 
-def test_sigkill_then_rerun_equals_uninterrupted(built: Path, manifest_path: Path,
-                                                 tmp_path: Path) -> None:
-    script = tmp_path / "killed_build.py"
-    script.write_text(_KILL_SCRIPT)
+def _killed_build(manifest: Path, out: Path, pattern: str) -> None:
+    """Run the bare build in a forked child that is SIGKILLed at `pattern`; reap it."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns
+        try:
+            _die_at(pattern)
+            run_build(load(manifest), workers=1, out=out)
+        finally:
+            os._exit(3)  # the kill did not come: the parent's assertion says so
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (pattern, status)
+
+
+def test_sigkill_at_several_moments_then_resume_equals_uninterrupted(
+        built: Path, manifest_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 during ingest, synthesis, respond, assemble and at the lock's write, each
+    kill hitting the resumed run of the one before; the last resume equals an
+    uninterrupted build in every file but logs/, and takes over the dead run's lock."""
     out = tmp_path / "ds"
-    proc = subprocess.run([sys.executable, str(script), str(manifest_path), str(out), "17"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr
-    assert list(out.rglob(".*.tmp")), "the kill should leave a torn temp file"
-    done_chunks = list(out.glob("samples/*/*.chunks/*.json"))
-    assert done_chunks, "some chunks finish before the kill"
-    assert not (out / "manifest.lock.json").exists()
-
-    run_build(load(manifest_path), workers=2, out=out)
+    # respond writes responder.json once per split: the 3rd is after two splits' answers
+    moments = ["references.chunks/", "images/refAB_sd/train/", "responses/template/"
+               "responder.json#3", "tasks/AB_brief/", "manifest.lock.json"]
+    for pattern in moments:
+        _killed_build(manifest_path, out, pattern)
+        owner = json.loads((out / ".dqgen.lock").read_text())  # left by the dead run
+        assert owner["command"] == "build" and owner["host"]
+    assert list(out.rglob(".*.tmp")), "a kill before a rename leaves its temp file"
+    with caplog.at_level("WARNING", logger="pipeline.ownership"):
+        run_build(load(manifest_path), workers=2, out=out)  # any worker count resumes
+    assert "taking over" in caplog.text and "no longer running" in caplog.text
     assert tree_digest(out) == tree_digest(built)
-    assert not list(out.rglob("*.tmp"))  # the torn write was cleaned up
+    assert not (out / ".dqgen.lock").exists() and not list(out.rglob("*.tmp"))
     for name, recs in _samples(out).items():
         ids = [r.sample_id for r in recs]
         assert len(ids) == len(set(ids)), name
@@ -344,3 +355,112 @@ def test_two_builds_with_report_have_equal_locks(photo_dir: Path, tmp_path: Path
     assert (a / "logs" / "respond" / "template.jsonl").is_file()
     assert lock_a == json.loads((b / "manifest.lock.json").read_text())
     assert tree_digest(a) == tree_digest(b)
+    # a no-op re-run rewrites no byte of the dataset: the report holds what the dataset
+    # holds, the history (two runs now) is in logs/ only
+    before = {p: p.read_bytes() for p in sorted(a.rglob("*")) if p.is_file()
+              and p.relative_to(a).parts[0] != "logs"}
+    run_build(load(path), workers=1, out=a)
+    after = {p: p.read_bytes() for p in sorted(a.rglob("*")) if p.is_file()
+             and p.relative_to(a).parts[0] != "logs"}
+    assert sorted(after) == sorted(before)
+    assert [str(p) for p in before if before[p] != after[p]] == []
+    history = json.loads((a / "logs" / "respond_summary.json").read_text())
+    assert history["totals"]["runs"] == 2  # the history does count the runs
+    assert not (a / "report" / "respond_summary.json").exists()
+
+
+# --------------------------------------------------------------------------- ownership
+def test_two_builds_racing_on_one_folder(built: Path, manifest_path: Path,
+                                         tmp_path: Path) -> None:
+    """A build holds the folder; a second one (bare or Prefect) refuses at once with one
+    line naming the holder, and writes nothing; the first finishes undisturbed."""
+    from pipeline.ownership import FolderBusyError
+
+    out, gate, reached = tmp_path / "ds", tmp_path / "gate", tmp_path / "reached"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the first build, paused before its task files
+        try:
+            real = os.replace
+
+            def replace_at_gate(src, dst):  # noqa: ANN001
+                if "tasks/" in str(dst) and not gate.exists():
+                    reached.touch()
+                    while not gate.exists():
+                        time.sleep(0.02)
+                real(src, dst)
+
+            os.replace = replace_at_gate
+            run_build(load(manifest_path), workers=1, out=out)
+            os._exit(0)
+        finally:
+            os._exit(1)
+    try:
+        deadline = time.monotonic() + 60
+        while not reached.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reached.exists(), "the first build did not reach its task files"
+        before = tree_digest(out)
+        res = CliRunner().invoke(app, ["build", str(manifest_path), "--no-prefect",
+                                       "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        text = _flat(res.output)
+        assert f"pid {pid} on" in text and "is in use by `dqgen build`" in text
+        assert "Traceback" not in res.output
+        from flows.build_flow import run_build_flow
+
+        with pytest.raises(FolderBusyError, match=f"pid {pid} "):  # refused before Prefect
+            run_build_flow(load(manifest_path), out=out)
+        assert tree_digest(out) == before  # the refused builds wrote nothing
+    finally:
+        gate.touch()
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert tree_digest(out) == tree_digest(built) and not (out / ".dqgen.lock").exists()
+
+
+def test_output_folder_inside_equal_to_or_containing_the_references_is_refused(
+        photo_dir: Path, tmp_path: Path) -> None:
+    from pipeline.ownership import OutputFolderError, check_output_folder
+
+    m = load(write_manifest(tmp_path / "m", photo_dir))
+    for out, how in ((photo_dir, "is references.root"), (photo_dir / "ds", "is inside"),
+                     (photo_dir.parent, "contains")):
+        with pytest.raises(OutputFolderError, match=how):
+            check_output_folder(m, out)
+    listing = sorted(p.name for p in photo_dir.iterdir())
+    res = CliRunner().invoke(app, ["build", str(tmp_path / "m" / "manifest.yaml"),
+                                   "--no-prefect", "--out", str(photo_dir / "ds")])
+    assert res.exit_code == 2 and "is inside references.root" in _flat(res.output)
+    assert sorted(p.name for p in photo_dir.iterdir()) == listing  # nothing written there
+
+
+def test_a_full_disk_is_one_line_and_loses_nothing(built: Path, manifest_path: Path,
+                                                   tmp_path: Path) -> None:
+    """`dqgen build` into a 96 KiB tmpfs: one error line, no traceback; the partial folder
+    copied to a roomy disk resumes to the bytes of an uninterrupted build."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        dqgen = Path(sys.executable).parent / "dqgen"
+        env = {**os.environ, "COLUMNS": "300"}
+        proc = subprocess.run([str(dqgen), "build", str(manifest_path), "--no-prefect",
+                               "--out", str(mnt / "ds")], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 1, output
+        errors = [line for line in output.splitlines() if "error:" in line]
+        assert len(errors) == 1 and "no space left on the device" in errors[0], output
+        assert "Traceback" not in output and "Errno" not in output
+        partial = tmp_path / "ds"
+        shutil.copytree(mnt / "ds", partial)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+    assert (partial / "references.jsonl").exists()
+    run_build(load(manifest_path), workers=1, out=partial)  # the same command, more room
+    assert tree_digest(partial) == tree_digest(built)

@@ -189,8 +189,8 @@ def test_paths_cannot_escape_the_root(tmp_path: Path) -> None:
 def test_split_file_and_rerun_skips(tmp_path: Path) -> None:
     root = tmp_path / "r"
     root.mkdir()
-    for name in ("p.png", "q.png", "r.png"):
-        make_photo(*PHOTO).save(root / name)
+    for name, photo in zip(("p.png", "q.png", "r.png"), ("astro.png", "cat.png", "rocket.png")):
+        make_photo(*PHOTOS[photo]).save(root / name)  # three photos (copies are one reference)
     (tmp_path / "split.yaml").write_text("train: [p.png, q.png]\ntest: [r.png]\n")
     m = Manifest(name="s", references={"root": str(root), "split_file": "split.yaml"},
                  base_dir=str(tmp_path), resize={"short_side": 40})

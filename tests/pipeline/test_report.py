@@ -38,7 +38,8 @@ def test_report_renders(tmp_path) -> None:
     assert "### Severities" in card and "| 0 |" in card
     assert "| ingest | truncated | 1 |" in card
     assert "| respond | http_429 | 1 |" in card
-    assert "| respond (validation) | mentions_reference | 3 |" in card
+    # run history (the build's respond summary) is no part of the card: logs/ keeps it
+    assert "respond (validation)" not in card and "mentions_reference | 3" not in card
     assert "mentions_reference:A_detail_sd | 1 |" in card
     assert "no_response:refA_sd | 1 |" in card
     assert "$0.0270" in card  # 27 accepted responses x $0.001
@@ -54,8 +55,11 @@ def test_report_renders(tmp_path) -> None:
     stats = json.loads((store.report_dir / "stats.json").read_text())
     assert stats["tasks"]["AB_brief"] == {"train": 5, "test": 5}
     assert stats["samples"]["refA_sd"] == {"train": 6, "test": 6}
-    assert stats["rejections"] == {"mentions_reference": 3, "refusal": 1}
-    assert stats["respond_run_cost_usd"] == 0.5
+    assert stats["rejections"] == {"http_429": 1}  # what failures/respond.jsonl keeps
+    assert "respond_run_cost_usd" not in stats and "respond_runs_total" not in stats
+    assert not (store.report_dir / "respond_summary.json").exists()
+    history = json.loads((store.logs_dir / "respond_summary.json").read_text())
+    assert history["this_build"]["totals"]["cost_usd"] == 0.5
     # per task file: each image of each record counts once per distortion it carries (once
     # as "clean" / severity 0 when it has none): sd images carry one, md images two
     assert "Categories and severities per task file" in card

@@ -27,7 +27,8 @@ def _key(monkeypatch):
 
 
 def _config(server: FakeOpenAI, **kw) -> ResponderConfig:
-    return fast_openai_config(server.base_url, MODEL, **{"timeout_s": 0.4, "concurrency": 4, **kw})
+    # 0.8 s: a whole request (now bounded as a whole) on a loaded CI machine, well under Hang
+    return fast_openai_config(server.base_url, MODEL, **{"timeout_s": 0.8, "concurrency": 4, **kw})
 
 
 def _responses(root, kind="refA_sd", split="train"):
@@ -96,14 +97,14 @@ def test_scripted_faults_exact_calls_failures_and_retry_failures(tmp_path):
         a[7]: [Status(500), Status(500), Status(500)],              # exhausted: failure
         a[8]: [Status(400, message="bad image")],                   # not retried: failure
         a[9]: [Status(400, code_str="content_policy_violation")],   # refusal by policy
-        a[10]: [Status(401, message=f"Incorrect API key provided: {KEY}")],  # never logged
+        # a[10]: answered at once (a 401 stops the run: tests/pipeline/test_reliability.py)
     }
     with FakeOpenAI(by_image=script) as srv:
         cfg = _config(srv)
         s = respond_split(None, store, "refA_sd", "train", config=cfg)
         assert srv.chat_calls == 2 + 3 + 2 + 2 + 2 + 2 + 2 + 3 + 1 + 1 + 1
         assert s["calls"] == srv.chat_calls
-        assert (s["accepted"], s["failed"], s["remaining"]) == (7, 4, 0)
+        assert (s["accepted"], s["failed"], s["remaining"]) == (8, 3, 0)
         # reasons are counted per rejected answer; the refusal and the reference answer
         # also miss the true distortion
         assert s["rejected"] == {"missing_distortion": 3, "mentions_reference": 1, "refusal": 1}
@@ -111,26 +112,26 @@ def test_scripted_faults_exact_calls_failures_and_retry_failures(tmp_path):
         assert s["errors"]["rate_limited"] == 1 and s["errors"]["timeout"] == 1
         assert s["errors"]["malformed"] == 1 and s["errors"]["server_error"] == 5
         fails = {f.item_id: f for f in store.failures("respond")}
-        assert set(fails) == {recs[i].sample_id for i in (7, 8, 9, 10)}
-        f7, f8, f9, f10 = (fails[recs[i].sample_id] for i in (7, 8, 9, 10))
+        assert set(fails) == {recs[i].sample_id for i in (7, 8, 9)}
+        f7, f8, f9 = (fails[recs[i].sample_id] for i in (7, 8, 9))
         assert (f7.error_type, f7.status, f7.attempts) == ("server_error", 500, 3)
         assert (f8.error_type, f8.status, f8.attempts) == ("bad_request", 400, 1)
-        assert (f9.error_type, f10.error_type) == ("content_policy", "auth")
+        assert f9.error_type == "content_policy"
         assert f7.path == f"responses/openai--{MODEL}/refA_sd/train.jsonl"
         assert _grep_key(tmp_path) == []  # not in failures, records, cache, anywhere
         # a plain re-run skips the open failures: zero calls
         calls = srv.chat_calls
         s2 = respond_split(None, store, "refA_sd", "train", config=cfg)
-        assert (s2["calls"], s2["skipped_open_failures"], srv.chat_calls) == (0, 4, calls)
-        # retry-failures re-runs exactly the four (the server now answers well)
+        assert (s2["calls"], s2["skipped_open_failures"], srv.chat_calls) == (0, 3, calls)
+        # retry-failures re-runs exactly the three (the server now answers well)
         r = retry_failures(tmp_path)
-        assert srv.chat_calls == calls + 4
-        assert sorted(srv.requests[i].image_sha256[1] for i in range(calls, calls + 4)) == \
-            sorted(a[i] for i in (7, 8, 9, 10))
-        assert r["retried"] == 4 and r["still_failing"] == 0
+        assert srv.chat_calls == calls + 3
+        assert sorted(srv.requests[i].image_sha256[1] for i in range(calls, calls + 3)) == \
+            sorted(a[i] for i in (7, 8, 9))
+        assert r["retried"] == 3 and r["still_failing"] == 0
     assert store.failures("respond") == []
     moved = list(read_jsonl(tmp_path / "failures" / "respond.retried.jsonl", FailureRecord))
-    assert len(moved) == 4
+    assert len(moved) == 3
     assert len(_responses(tmp_path)) == 11
     assert _grep_key(tmp_path) == []
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.manifest import Manifest, ResponderConfig
 from pipeline.progress import NullProgress
-from pipeline.report import collect_stats, write_report
+from pipeline.report import collect_stats, write_history_summary, write_report
 from pipeline.respond import read_run_log, respond_split, run_log_path, stage_respond
 from pipeline.store import Store
 from tests.support.fake_openai import Answer, FakeOpenAI, Status
@@ -59,26 +59,29 @@ def test_report_totals_rejections_and_cost_over_runs(tmp_path):
 
     result = write_report(None, store)
     stats = result["stats"]
-    assert stats["respond_runs"] == [f"logs/respond/{RKEY}.jsonl"]
-    assert stats["rejections"] == {"missing_distortion": 1}  # the first run's, once
-    assert stats["respond_run_cost_usd"] == pytest.approx(0.044)
-    t = stats["respond_runs_total"]
+    # the dataset's report holds what the dataset holds: the accepted answers' usage
+    assert stats["usage"][RKEY]["cost_usd"] == pytest.approx(3 * 0.011)  # per responder key
+    assert stats["rejections"] == {} and "respond_runs_total" not in stats
+    card = (store.report_dir / "README.md").read_text()
+    assert "respond (validation)" not in card and "$0.0330" in card
+    # the history of the runs is in logs/respond_summary.json, outside the lock
+    history = json.loads((store.logs_dir / "respond_summary.json").read_text())
+    assert history["run_logs"] == [f"logs/respond/{RKEY}.jsonl"]
+    t = history["totals"]
     assert (t["runs"], t["calls"], t["cached"], t["accepted"]) == (2, 4, 4, 6)
     assert (t["prompt_tokens"], t["completion_tokens"]) == (4000, 400)
+    assert t["rejected"] == {"missing_distortion": 1}  # the first run's, once
+    assert t["cost_usd"] == pytest.approx(0.044)
     assert t["rejected_cached"] == {"missing_distortion": 1}
-    latest = stats["respond_latest"]
+    latest = history["latest"]
     assert (latest["calls"], latest["cached"], latest["cost_usd"]) == (0, 4, 0.0)
-    card = (store.report_dir / "README.md").read_text()
-    assert "| respond (validation) | missing_distortion | 1 |" in card
-    assert "- respond runs (2; run logs:" in card and "$0.0440" in card
-    assert "4 call(s), 4 from the cache" in card
-    assert "- latest respond run (respond_split" in card and "0 call(s)" in card
     # a build-style summary of the latest run does not count twice
     write_report(None, store, respond_summary={"totals": {"rejected": {"refusal": 9},
                                                           "cost_usd": 5.0}})
-    again = collect_stats(store)
-    assert again["rejections"] == {"missing_distortion": 1}
-    assert again["respond_run_cost_usd"] == pytest.approx(0.044)
+    again = json.loads((store.logs_dir / "respond_summary.json").read_text())
+    assert again["totals"]["rejected"] == {"missing_distortion": 1}
+    assert again["totals"]["cost_usd"] == pytest.approx(0.044)
+    assert (store.report_dir / "README.md").read_text() == card  # history left it alone
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
 
 
@@ -97,10 +100,13 @@ def test_run_log_survives_a_torn_line_and_build_and_retry_runs_are_logged(tmp_pa
     runs = read_run_log(log)
     assert [r["origin"] for r in runs] == ["build", "build"]
     assert runs[0]["totals"]["accepted"] == 2 and runs[1]["totals"]["accepted"] == 0
-    assert log.read_text().count("\n") == 2  # the torn line was dropped, then one line each
-    stats = collect_stats(store, m)
-    assert stats["respond_runs_total"]["accepted"] == 2
-    assert stats["respond_runs_total"]["runs"] == 2
+    # the torn line was dropped, then two lines each: started, then finished
+    assert log.read_text().count("\n") == 4
+    assert [r["status"] for r in runs] == ["finished", "finished"]
+    write_history_summary(store)
+    t = json.loads((store.logs_dir / "respond_summary.json").read_text())["totals"]
+    assert (t["accepted"], t["runs"]) == (2, 2)
+    assert collect_stats(store, m)["responses"]["template"]["refA_sd"] == {"train": 2}
 
 
 def test_cli_respond_and_retry_failures_log_their_runs(tmp_path):
@@ -116,9 +122,9 @@ def test_cli_respond_and_retry_failures_log_their_runs(tmp_path):
         r = runner.invoke(app, ["retry-failures", str(tmp_path / "ds")])
         assert r.exit_code == 0, r.output
         assert srv.chat_calls == 3
-    lines = (tmp_path / "ds/logs/respond/openai--gpt-4o-mini.jsonl").read_text().splitlines()
-    runs = [json.loads(x) for x in lines]
+    runs = read_run_log(tmp_path / "ds/logs/respond/openai--gpt-4o-mini.jsonl")
     assert [x["origin"] for x in runs] == ["dqgen respond", "dqgen retry-failures"]
+    assert [x["status"] for x in runs] == ["finished", "finished"]
     assert [x["totals"]["calls"] for x in runs] == [2, 1]
     assert [x["totals"]["failed"] for x in runs] == [1, 0]
 

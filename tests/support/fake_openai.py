@@ -8,7 +8,9 @@ server answers is scripted per request:
   prompt: it names every distortion phrase the prompt states and follows the judge's hint);
 - `Status(code, retry_after=..., code_str=...)`: an HTTP error with an OpenAI-style body;
 - `Hang(seconds)`: sleep past the client's timeout, then answer;
-- `Malformed(body)`: 200 with a body that is not a chat completion.
+- `Malformed(body)`: 200 with a body that is not a chat completion;
+- `Trickle(pieces, interval_s)`: 200 with a good completion sent in `pieces` parts,
+  `interval_s` apart (each read is quick; the whole body is slow).
 
 Scripts: `queue` (consumed in arrival order by every request) and `by_image` (sha256 of an
 image -> actions consumed by requests that carry that image; deterministic under
@@ -43,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = ["Answer", "FakeOpenAI", "Hang", "Malformed", "RecordedRequest", "Status",
-           "good_answer"]
+           "Trickle", "good_answer"]
 
 _PHRASES = ("overly high brightness", "insufficient brightness", "overly high contrast",
             "insufficient contrast", "overly high saturation", "insufficient saturation",
@@ -77,7 +79,13 @@ class Malformed:
     body: str = '{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "mess'
 
 
-Action = Answer | Status | Hang | Malformed
+@dataclass(frozen=True)
+class Trickle:
+    pieces: int = 40
+    interval_s: float = 0.5
+
+
+Action = Answer | Status | Hang | Malformed | Trickle
 
 
 @dataclass
@@ -163,6 +171,7 @@ class FakeOpenAI:
         self.batch_lines: list[RecordedRequest] = []
         self.rate_limited = 0
         self._lock = threading.RLock()  # reentrant: a batch retrieve answers its lines
+        self._trickles: dict[int, Trickle] = {}  # request -> its slow body (do_POST)
         self._rate = rpm / 60.0 if rpm else None
         self._capacity = burst if burst is not None else (max(1.0, self._rate) if self._rate else 0)
         self._tokens = self._capacity
@@ -244,6 +253,10 @@ class FakeOpenAI:
             return action.code, err, headers
         if isinstance(action, Malformed):
             return 200, action.body.encode(), {}
+        if isinstance(action, Trickle):  # a good answer, its body sent slowly (do_POST)
+            with self._lock:
+                self._trickles[id(rec)] = action
+            action = Answer()
         fmt = (body or {}).get("response_format")
         if fmt is not None and not self.response_format:
             rec.action = "response_format_refused"
@@ -450,7 +463,8 @@ class FakeOpenAI:
                 return None
 
             def _send(self, code: int, payload: bytes,
-                      headers: dict[str, str] | None = None) -> None:
+                      headers: dict[str, str] | None = None,
+                      trickle: Trickle | None = None) -> None:
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
@@ -458,7 +472,15 @@ class FakeOpenAI:
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if trickle is None:
+                        self.wfile.write(payload)
+                        return
+                    step = max(1, math.ceil(len(payload) / trickle.pieces))
+                    for i in range(0, len(payload), step):
+                        self.wfile.write(payload[i:i + step])
+                        self.wfile.flush()
+                        if i + step < len(payload):
+                            time.sleep(trickle.interval_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): fine
 
@@ -489,7 +511,7 @@ class FakeOpenAI:
                     return
                 code, payload, headers = fake._complete(body, rec)
                 self._send(code, json.dumps(payload).encode() if isinstance(payload, dict)
-                           else payload, headers)
+                           else payload, headers, trickle=fake._trickles.pop(id(rec), None))
 
             def do_GET(self) -> None:  # noqa: N802
                 rec = RecordedRequest(path=self.path, headers={k.lower(): v for k, v
