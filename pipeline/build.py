@@ -665,7 +665,7 @@ def _run_stages(ctx: BuildContext, stages: Sequence[str] | None, workers: int
     removed = remove_stale_temp_files(ctx.store)
     if removed:
         log.info("removed %d temp files of an interrupted run", removed)
-    for kind, split in selected_splits(manifest, ctx.kinds, ctx.splits):
+    for kind, split in selected_splits(ctx.manifest, ctx.kinds, ctx.splits):
         ctx.store.check_image_layout(kind, split)  # refuse the old flat image layout
     ctx.resume = Resume(ctx.store)
     with _pool(workers) as executor:
