@@ -35,10 +35,12 @@ other splits get `query` + `answer` with the short answer form and the count hin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,14 @@ from pipeline.manifest import Manifest
 from pipeline.records import AppliedDistortion, ResponseRecord, SampleRecord
 from pipeline.schema import split_form, validate_task_record
 from pipeline.seeds import rng_for, stable_hash
-from pipeline.store import Store, atomic_write_bytes, atomic_write_json, read_jsonl
+from pipeline.detail import detail_subset, is_selected
+from pipeline.store import (
+    JsonListWriter,
+    Store,
+    atomic_json_list,
+    atomic_write_json,
+    read_jsonl,
+)
 from prompts import load_yaml, render
 
 __all__ = [
@@ -72,6 +81,7 @@ __all__ = [
     "dump_task_file",
     "ground_truth_phrase",
     "identification_record",
+    "iter_task_file",
     "load_pools",
     "noref_detail_record",
     "pair_from_sample",
@@ -447,11 +457,12 @@ def detail_records(sample: SampleRecord, response: ResponseRecord, pools: Questi
 
 
 # --------------------------------------------------------------------------- files
-def dump_task_file(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write one DepictQA task file atomically: a JSON list, one record per line."""
-    body = ",\n".join(json.dumps(r, ensure_ascii=False) for r in records)
-    text = "[\n" + body + "\n]\n" if records else "[]\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+def dump_task_file(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write one DepictQA task file atomically: a JSON list, one record per line (streamed:
+    `records` may be a generator)."""
+    with atomic_json_list(path) as w:
+        for r in records:
+            w.add(r)
 
 
 def read_task_file(path: Path) -> list[dict[str, Any]]:
@@ -462,6 +473,24 @@ def read_task_file(path: Path) -> list[dict[str, Any]]:
         msg = f"{path}: a task file must hold a JSON list, got {type(data).__name__}"
         raise ValueError(msg)
     return data
+
+
+def iter_task_file(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a task file one at a time, without holding the file: the layout
+    `dump_task_file` writes (``[``, one record per line, ``]``) is read line by line; any
+    other JSON list is read whole (`read_task_file`)."""
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+        if first.strip() == "[]" and not f.read().strip():
+            return
+        if first != "[\n":
+            yield from read_task_file(path)
+            return
+        for line in f:
+            line = line.rstrip("\n")
+            if line == "]":
+                return
+            yield json.loads(line.removesuffix(","))
 
 
 def pairs_path(store: Store, source: str, split: str) -> Path:
@@ -496,11 +525,36 @@ def responder_key(manifest: Manifest, store: Store | None = None) -> str:
     return _key(kind, model)
 
 
-def _latest_responses(path: Path) -> dict[str, ResponseRecord]:
-    out: dict[str, ResponseRecord] = {}
-    for r in read_jsonl(path, ResponseRecord):
-        out[r.sample_id] = r  # a later line (re-ask, retry) wins
-    return out
+class _ResponseIndex:
+    """The latest response of each sample of a responses file, by file offset: the
+    records stay on disk and are read when asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offsets: dict[str, int] = {}
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            offset = 0
+            for line in f:
+                start, offset = offset, offset + len(line)
+                try:
+                    sid = json.loads(line)["sample_id"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a torn last line (read_jsonl skips it too)
+                self._offsets[sid] = start  # a later line (re-ask, retry) wins
+
+    def get(self, sample_id: str) -> ResponseRecord | None:
+        start = self._offsets.get(sample_id)
+        if start is None:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            return ResponseRecord.model_validate_json(f.readline())
+
+
+def _latest_responses(path: Path) -> _ResponseIndex:
+    return _ResponseIndex(path)
 
 
 def _samples(store: Store, kind: str, split: str) -> Iterator[SampleRecord]:
@@ -572,40 +626,38 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
     filtered: Counter[str] = Counter()
 
     for split in splits:
-        out: dict[str, list[dict[str, Any]]] = {
-            t: [] for t in wanted_tasks
-            if any(k in kinds for k in _BY_NAME[t].kinds)
-            or (_BY_NAME[t].fmt in ("refAB_brief", "AB_brief") and pair_sources)
-        }
-        for kind in kinds:
-            samples = list(_samples(store, kind, split))
-            if not samples:
-                continue
-            responses = _latest_responses(store.responses_path(key, kind, split))
-            for sample in samples:
-                _add_sample(sample, responses.get(sample.sample_id), pools, cfg, out,
-                            skipped, dropped, filtered, store)
-        for source in pair_sources:
-            for pair in read_jsonl(pairs_path(store, source, split), ComparisonPair):
-                for task, rec in comparison_brief_records(
-                        pair, pools, sentence_probability=cfg.sentence_probability).items():
-                    if task not in out:
-                        continue
-                    if not _images_exist(store, rec):
-                        skipped["missing_image"] += 1
-                        continue
-                    out[task].append(rec)
-        for task, records in out.items():
-            if validate:
-                for rec in records:
-                    validate_task_record(rec, split)
-            ids = [r["id"] for r in records]
-            if len(ids) != len(set(ids)):
-                dup = next(i for i, c in Counter(ids).items() if c > 1)
-                msg = f"{task}/{split}: duplicate record id {dup!r}"
-                raise ValueError(msg)
-            dump_task_file(store.task_path(task, split), records)
-            counts.setdefault(task, {})[split] = len(records)
+        names = [t for t in wanted_tasks
+                 if any(k in kinds for k in _BY_NAME[t].kinds)
+                 or (_BY_NAME[t].fmt in ("refAB_brief", "AB_brief") and pair_sources)]
+        # Each task file is streamed to disk as its records are made (memory flat in the
+        # split's size); an error leaves the previous files in place (atomic writers).
+        with ExitStack() as stack:
+            out: dict[str, _TaskSink] = {
+                t: _TaskSink(t, split, stack.enter_context(
+                    atomic_json_list(store.task_path(t, split))), validate)
+                for t in names}
+            for kind in kinds:
+                if not store.samples_path(kind, split).exists():
+                    continue
+                subset = detail_subset(manifest, kind, split,
+                                       (s.sample_id for s in _samples(store, kind, split)))
+                responses = _latest_responses(store.responses_path(key, kind, split))
+                for sample in _samples(store, kind, split):
+                    _add_sample(sample, responses.get(sample.sample_id), pools, cfg, out,
+                                skipped, dropped, filtered, store,
+                                detail=is_selected(subset, sample.sample_id))
+            for source in pair_sources:
+                for pair in read_jsonl(pairs_path(store, source, split), ComparisonPair):
+                    for task, rec in comparison_brief_records(
+                            pair, pools, sentence_probability=cfg.sentence_probability).items():
+                        if task not in out:
+                            continue
+                        if not _images_exist(store, rec):
+                            skipped["missing_image"] += 1
+                            continue
+                        out[task].append(rec)
+        for task, sink in out.items():
+            counts.setdefault(task, {})[split] = sink.count
 
     label_tasks = [t for t in wanted_tasks if t in LABEL_TASK_NAMES]
     folds: dict[str, dict[str, int]] = {}
@@ -629,9 +681,33 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
     return summary
 
 
+class _TaskSink:
+    """One task file being written: validates each record, refuses a duplicate id (kept
+    as 8-byte digests, not strings) and streams the record to the file."""
+
+    def __init__(self, task: str, split: str, writer: JsonListWriter, validate: bool) -> None:
+        self.task, self.split, self.writer, self.validate = task, split, writer, validate
+        self._ids: set[bytes] = set()
+
+    @property
+    def count(self) -> int:
+        return self.writer.count
+
+    def append(self, rec: dict[str, Any]) -> None:
+        if self.validate:
+            validate_task_record(rec, self.split)
+        digest = hashlib.blake2b(rec["id"].encode(), digest_size=8).digest()
+        if digest in self._ids:
+            msg = f"{self.task}/{self.split}: duplicate record id {rec['id']!r}"
+            raise ValueError(msg)
+        self._ids.add(digest)
+        self.writer.add(rec)
+
+
 def _add_sample(sample: SampleRecord, response: ResponseRecord | None, pools: QuestionPools,
-                cfg: Any, out: dict[str, list[dict[str, Any]]], skipped: Counter[str],
-                dropped: Counter[str], filtered: Counter[str], store: Store) -> None:
+                cfg: Any, out: dict[str, Any], skipped: Counter[str],
+                dropped: Counter[str], filtered: Counter[str], store: Store, *,
+                detail: bool = True) -> None:
     suffix = sample.kind.rsplit("_", 1)[1]
     images = [sample.image_ref, sample.image_A.path,
               *([sample.image_B.path] if sample.image_B else [])]
@@ -663,8 +739,8 @@ def _add_sample(sample: SampleRecord, response: ResponseRecord | None, pools: Qu
                 if task in out:
                     out[task].append(rec)
     ref_task, noref_task = _detail_tasks(sample.kind)
-    if ref_task not in out and noref_task not in out:
-        return
+    if not detail or (ref_task not in out and noref_task not in out):
+        return  # not among the manifest's detail_counts samples (pipeline/detail.py)
     if response is None:
         skipped[f"no_response:{sample.kind}"] += 1
         return

@@ -22,7 +22,6 @@ function `(ctx) -> summary dict`. Later stages (respond, assemble, report) are a
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -33,7 +32,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    as_completed,
+    wait,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,14 +59,17 @@ from pipeline.ingest import (
 from pipeline.learnability import PROBE_DIR, stage_probe
 from pipeline.manifest import Manifest, check_manifest_files
 from pipeline.ownership import check_output_folder, own_folder
-from pipeline.plan import load_plans, plan_split
+from pipeline.plan import load_plans, plan_split, write_plan
 from pipeline.progress import BuildProgress, NullProgress
-from pipeline.records import KINDS
+from pipeline.records import KINDS, SamplePlan
+from pipeline.seeds import stable_hash
 from pipeline.respond import stage_respond
 from pipeline.respond.mos import stage_respond_mos
+from pipeline.resume import HashLedger, Resume, files_under, sha256_file
 from pipeline.score.run import stage_score
-from pipeline.store import LOGS_DIR, Store, atomic_write_json
+from pipeline.store import LOGS_DIR, Store, atomic_write_json, read_jsonl
 from pipeline.synthesize import (
+    SYNTH_VERSION,
     chunk_plans,
     chunks_dir,
     judge_split,
@@ -111,6 +120,7 @@ class BuildContext:
     progress: BuildProgress = field(default_factory=NullProgress)
     executor: Executor | None = None  # a process pool when workers > 1
     summaries: dict[str, Any] = field(default_factory=dict)
+    resume: Resume | None = None  # stamps and hashes of a resumable build (pipeline/resume.py)
 
 
 StageFn = Callable[[BuildContext], dict[str, Any]]
@@ -202,14 +212,6 @@ def remove_stale_temp_files(store: Store) -> int:
     return n
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _LOCK_PACKAGES:
@@ -238,25 +240,34 @@ def _label_splits(manifest: Manifest, store: Store) -> dict[str, Any]:
     return out
 
 
-def write_lock(manifest: Manifest, store: Store | str | Path) -> dict[str, Any]:
+def write_lock(manifest: Manifest, store: Store | str | Path, *,
+               ledger: HashLedger | None = None,
+               executor: Executor | None = None) -> dict[str, Any]:
     """Write `manifest.lock.json`: resolved manifest, versions, sha256 of every output file.
 
     The content is deterministic (no timestamp), so two builds of one manifest have equal
     locks. Hidden files (temp files of writes in progress), the run history under logs/,
-    the probe's model and run figures under probe/ and the lock itself are left out.
+    the probe's model and run figures under probe/ and the lock itself are left out. The
+    sha256 come from the hash ledger (logs/resume/hashes.json, pipeline/resume.py): a file
+    whose size and mtime did not change since it was hashed is not read again; new files
+    are hashed over `executor`.
 
     Returns:
         {"files": n} (output files hashed).
     """
     store = store if isinstance(store, Store) else Store(store)
-    outputs: dict[str, str] = {}
+    ledger = ledger if ledger is not None else HashLedger(store)
+    paths: list[Path] = []
     if store.root.exists():
         for path in sorted(store.root.rglob("*")):
             rel = path.relative_to(store.root)
             if (path.is_file() and path != store.lock_path
                     and rel.parts[0] not in (LOGS_DIR, PROBE_DIR)
                     and not any(part.startswith(".") for part in rel.parts)):
-                outputs[rel.as_posix()] = _sha256_file(path)
+                paths.append(path)
+    outputs = ledger.sha_many(paths, executor)
+    ledger.forget_missing(set(outputs))
+    ledger.save()
     lock = {
         "lock_version": 1,
         "manifest": manifest.model_dump(mode="json"),
@@ -275,29 +286,133 @@ def stage_ingest(ctx: BuildContext) -> dict[str, Any]:
     """Ingest references (resumes chunk by chunk)."""
     if not ctx.manifest.counts and ctx.manifest.sources:
         return {}  # only human-labelled sources: no reference photos to ingest
-    return ingest_references(
+    key = ""
+    if ctx.resume is not None:  # the same listing (names, sizes, mtimes) and settings: done
+        key = _ingest_key(ctx)
+        done = ctx.resume.current("ingest", key)
+        if done is not None:
+            return {"done": 0, "skipped": done.get("done", 0) + done.get("skipped", 0),
+                    "failed": done.get("failed", 0), "references": done.get("references", 0)}
+    out = ingest_references(
         ctx.manifest, ctx.store, executor=ctx.executor,
         on_start=lambda n: ctx.progress.start("ingest", n, "ingest references"),
         on_chunk=lambda _s: ctx.progress.advance("ingest"))
+    if ctx.resume is not None:
+        ctx.resume.record("ingest", key, [ctx.store.references_index], out)
+    return out
+
+
+def _ingest_key(ctx: BuildContext) -> str:
+    assert ctx.resume is not None
+    m = ctx.manifest
+    sources, failures = list_sources(m)
+    root = m.references_root()
+    listing = []
+    for src in sources:
+        try:
+            st = (root / src.source).stat()
+            listing.append(f"{src.source}|{src.ref_id}|{src.split}|{st.st_size}|{st.st_mtime_ns}")
+        except OSError:
+            listing.append(f"{src.source}|missing")
+    return ctx.resume.key(settings={
+        "references": m.references.model_dump(mode="json"),
+        "resize": m.resize.model_dump(mode="json"), "root": str(root),
+        "listing": stable_hash(*listing), "refused": sorted(f.item_id for f in failures)})
 
 
 def stage_plan(ctx: BuildContext) -> dict[str, Any]:
     """Write the plan of every selected kind and split."""
     out = {}
+    m = ctx.manifest
     for kind, split in selected_splits(ctx.manifest, ctx.kinds, ctx.splits):
-        out[f"{kind}/{split}"] = len(plan_split(ctx.manifest, ctx.store, kind, split))
+        name, key = f"plan:{kind}/{split}", ""
+        if ctx.resume is not None:  # unchanged inputs and plan file: nothing to do
+            key = ctx.resume.key(files=[ctx.store.references_index], settings={
+                "seed": m.seed, "clean_probability": m.clean_probability,
+                "md_mix": getattr(m, "md_mix", None),
+                "count": m.counts.get(kind, {}).get(split, 0)})
+            done = ctx.resume.current(name, key)
+            if done is not None:
+                out[f"{kind}/{split}"] = done["plans"]
+                continue
+        out[f"{kind}/{split}"] = write_plan(ctx.manifest, ctx.store, kind, split)
+        if ctx.resume is not None:
+            ctx.resume.record(name, key, [ctx.store.plan_path(kind, split)],
+                              {"plans": out[f"{kind}/{split}"]})
     return out
 
 
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+def _plan_chunks(store: Store, kind: str, split: str, size: int
+                 ) -> Iterator[tuple[int, list[SamplePlan]]]:
+    """The chunks of a written plan, read from disk one chunk at a time (the parent never
+    holds a whole plan); the same chunks as `chunk_plans(load_plans(...))`."""
+    buf: list[SamplePlan] = []
+    index = 0
+    for plan in read_jsonl(store.plan_path(kind, split), SamplePlan):
+        buf.append(plan)
+        if len(buf) == size:
+            yield index, buf
+            index, buf = index + 1, []
+    if buf:
+        yield index, buf
+
+
+def _synth_key(ctx: BuildContext, kind: str, split: str) -> str:
+    """What a split's samples depend on (besides the code): plan, references, settings."""
+    assert ctx.resume is not None
+    m = ctx.manifest
+    judge: dict[str, Any] = m.judge.model_dump(mode="json")
+    if m.judge.kind == "predictions" and m.judge.predictions:
+        try:
+            judge["predictions_sha256"] = sha256_file(m.resolve(m.judge.predictions))
+        except OSError:  # the judge itself reports the missing file
+            judge["predictions_sha256"] = None
+    return ctx.resume.key(
+        files=[ctx.store.plan_path(kind, split), ctx.store.references_index],
+        settings={"synth": SYNTH_VERSION, "png": m.png_compress_level,
+                  "chunk_size": m.chunk_size, "judge": judge})
+
+
 def _synthesize(ctx: BuildContext, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    work: dict[tuple[str, str], list[tuple[int, list[Any]]]] = {}
+    size = ctx.manifest.chunk_size
+    remaining: dict[tuple[str, str], int] = {}
+    totals: dict[str, dict[str, int]] = {}
+    keys: dict[tuple[str, str], str] = {}
+    if ctx.resume is not None:  # splits whose inputs and samples file are unchanged: done
+        todo = []
+        for kind, split in pairs:
+            keys[(kind, split)] = _synth_key(ctx, kind, split)
+            done = ctx.resume.current(f"synthesize:{kind}/{split}", keys[(kind, split)])
+            if done is None:
+                todo.append((kind, split))
+            else:
+                totals[f"{kind}/{split}"] = {
+                    "done": 0, "skipped": done.get("done", 0) + done.get("skipped", 0),
+                    "failed": done.get("failed", 0), "judged": 0,
+                    "samples": done.get("samples", 0)}
+        if not todo:
+            return totals
+        pairs = todo
     for kind, split in pairs:
-        chunks = chunk_plans(load_plans(ctx.store, kind, split), ctx.manifest.chunk_size)
-        work[(kind, split)] = chunks
-        ctx.progress.start(f"{kind}/{split}", len(chunks), f"{kind} {split}")
-    totals: dict[str, dict[str, int]] = {
-        f"{k}/{s}": {"done": 0, "skipped": 0, "failed": 0, "judged": 0} for k, s in pairs}
-    remaining = {key: len(chunks) for key, chunks in work.items()}
+        n = -(-_count_lines(ctx.store.plan_path(kind, split)) // size)
+        remaining[(kind, split)] = n
+        ctx.progress.start(f"{kind}/{split}", n, f"{kind} {split}")
+    totals.update({
+        f"{k}/{s}": {"done": 0, "skipped": 0, "failed": 0, "judged": 0} for k, s in pairs})
+
+    def merged(key: tuple[str, str]) -> None:
+        name = f"{key[0]}/{key[1]}"
+        totals[name]["samples"] = merge_samples(ctx.store, *key, failure_logs=False)["samples"]
+        if ctx.resume is not None:
+            ctx.resume.record(f"synthesize:{name}", keys[key], [ctx.store.samples_path(*key)],
+                              totals[name])
 
     def finished(key: tuple[str, str], summary: dict[str, int]) -> None:
         name = f"{key[0]}/{key[1]}"
@@ -306,28 +421,32 @@ def _synthesize(ctx: BuildContext, pairs: Sequence[tuple[str, str]]) -> dict[str
         ctx.progress.advance(name)
         remaining[key] -= 1
         if remaining[key] == 0:
-            totals[name]["samples"] = merge_samples(ctx.store, *key,
-                                                    failure_logs=False)["samples"]
+            merged(key)
 
-    for key, chunks in work.items():  # empty splits: merge writes an empty file
-        if not chunks:
-            totals[f"{key[0]}/{key[1]}"]["samples"] = merge_samples(
-                ctx.store, *key, failure_logs=False)["samples"]
+    for key, n in remaining.items():  # empty splits: merge writes an empty file
+        if not n:
+            merged(key)
+    work = ((key, index, plans) for key in remaining
+            for index, plans in _plan_chunks(ctx.store, *key, size))
     if ctx.executor is None:
         with _cv2_single_thread():
-            for key, chunks in work.items():
-                for index, plans in chunks:
-                    finished(key, synthesize_chunk(ctx.manifest, ctx.store, *key, index, plans))
+            for key, index, plans in work:
+                finished(key, synthesize_chunk(ctx.manifest, ctx.store, *key, index, plans))
     else:
+        # A bounded window of chunks in flight: plans stay on disk until a worker is free.
+        window = max(2, 3 * ctx.workers)
         futures: dict[Future[dict[str, int]], tuple[str, str]] = {}
-        for key, chunks in work.items():
-            for index, plans in chunks:
+        try:
+            for key, index, plans in work:
+                while len(futures) >= window:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        finished(futures.pop(fut), fut.result())
                 fut = ctx.executor.submit(synthesize_chunk, ctx.manifest, ctx.store.root,
                                           *key, index, plans)
                 futures[fut] = key
-        try:
-            for fut in as_completed(futures):
-                finished(futures[fut], fut.result())
+            for fut in as_completed(list(futures)):
+                finished(futures.pop(fut), fut.result())
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -360,8 +479,48 @@ def stage_labels(ctx: BuildContext) -> dict[str, Any]:
     return out
 
 
+def _derived_inputs(ctx: BuildContext) -> list[Path]:
+    """The files the task files and the report are made from: samples, responses,
+    human-judged pairs and the labels stage's records (what `assemble_tasks` and
+    `write_report` read)."""
+    root = ctx.store.root
+    files = sorted(p for p in (root / "samples").glob("*/*.jsonl")) if (root / "samples").is_dir() else []
+    files += [p for p in files_under(root, "responses", "pairs", "scores", "mos")
+              if p.suffix in (".jsonl", ".json")]
+    # human-labelled sources (labels stage): records, pairs and splits of each dataset
+    # (not labels/<dataset>/src, the link to the source images)
+    labels = root / "labels"
+    if labels.is_dir():
+        files += sorted(p for p in labels.glob("*/*") if p.is_file() and not p.is_symlink()
+                        and p.suffix in (".json", ".jsonl"))
+    return files
+
+
+def _derived_settings(ctx: BuildContext) -> dict[str, Any]:
+    m = ctx.manifest
+    return {"tasks": m.tasks.model_dump(mode="json"), "detail_counts": m.detail_counts,
+            "responder": m.responder.model_dump(mode="json"), "seed": m.seed,
+            "sources": [s.dataset for s in m.sources], "kinds": ctx.kinds,
+            "splits": ctx.splits}
+
+
 def stage_assemble(ctx: BuildContext) -> dict[str, Any]:
-    """Write the task files (pipeline/assemble.py) and the exports the manifest asks for."""
+    """Write the task files (pipeline/assemble.py) and the exports the manifest asks for.
+
+    Skipped when no input changed since they were written (pipeline/resume.py)."""
+    key = ""
+    if ctx.resume is not None:
+        key = ctx.resume.key(files=_derived_inputs(ctx), settings=_derived_settings(ctx))
+        done = ctx.resume.current("assemble", key)
+        if done is not None:
+            return done
+    out = _assemble(ctx)
+    if ctx.resume is not None:
+        ctx.resume.record("assemble", key, files_under(ctx.store.root, "tasks", "exports"), out)
+    return out
+
+
+def _assemble(ctx: BuildContext) -> dict[str, Any]:
     from pipeline.assemble import assemble_tasks
     from pipeline.export import export_tasks
 
@@ -386,20 +545,36 @@ def stage_assemble(ctx: BuildContext) -> dict[str, Any]:
 
 
 def stage_report(ctx: BuildContext) -> dict[str, Any]:
-    """Write report/ (pipeline/report.py): dataset card, figures, contact sheet."""
+    """Write report/ (pipeline/report.py): dataset card, figures, contact sheet.
+
+    Skipped when no input changed since it was written (pipeline/resume.py)."""
     from pipeline.report import write_history_summary, write_report
 
     if not ctx.manifest.tasks.report:
         write_history_summary(ctx.store, ctx.summaries.get("respond"))  # logs/, history
         return {}
 
+    key = ""
+    if ctx.resume is not None:
+        inputs = [*_derived_inputs(ctx), *files_under(ctx.store.root, "tasks", "failures"),
+                  ctx.store.references_index]
+        key = ctx.resume.key(files=inputs, settings=_derived_settings(ctx))
+        done = ctx.resume.current("report", key)
+        if done is not None:
+            write_history_summary(ctx.store, ctx.summaries.get("respond"))  # logs/, history
+            return done
     result = write_report(ctx.manifest, ctx.store, respond_summary=ctx.summaries.get("respond"))
-    return {"files": 2 + len(result["figures"]) + 1}
+    out = {"files": 2 + len(result["figures"]) + 1}
+    if ctx.resume is not None:
+        ctx.resume.record("report", key, files_under(ctx.store.root, "report"), out)
+    return out
 
 
 def stage_lock(ctx: BuildContext) -> dict[str, Any]:
-    """Write manifest.lock.json (last: it hashes every output)."""
-    return write_lock(ctx.manifest, ctx.store)
+    """Write manifest.lock.json (last: it hashes every output; files already hashed with
+    an unchanged size and mtime are not read again, new ones are hashed over the pool)."""
+    ledger = ctx.resume.ledger if ctx.resume is not None else None
+    return write_lock(ctx.manifest, ctx.store, ledger=ledger, executor=ctx.executor)
 
 
 # The stages of `dqgen build --no-prefect`, in order. Later stages go here, after
@@ -490,12 +665,18 @@ def _run_stages(ctx: BuildContext, stages: Sequence[str] | None, workers: int
     removed = remove_stale_temp_files(ctx.store)
     if removed:
         log.info("removed %d temp files of an interrupted run", removed)
+    for kind, split in selected_splits(ctx.manifest, ctx.kinds, ctx.splits):
+        ctx.store.check_image_layout(kind, split)  # refuse the old flat image layout
+    ctx.resume = Resume(ctx.store)
     with _pool(workers) as executor:
         ctx.executor = executor
-        for name, fn in STAGES:
-            if stages and name not in stages:
-                continue
-            ctx.summaries[name] = fn(ctx)
+        try:
+            for name, fn in STAGES:
+                if stages and name not in stages:
+                    continue
+                ctx.summaries[name] = fn(ctx)
+        finally:
+            ctx.resume.save()
     return {**ctx.summaries, "output": str(ctx.store.root)}
 
 
@@ -525,11 +706,11 @@ def _regenerate(ctx: BuildContext, kind: str, split: str, workers: int) -> dict[
         path.unlink(missing_ok=True)
     for folder in (store.image_dir(kind, split), chunks_dir(store, kind, split)):
         shutil.rmtree(folder, ignore_errors=True)
-    plans = plan_split(manifest, store, kind, split)
+    n_plans = write_plan(manifest, store, kind, split)
     with _pool(workers) as executor:
         ctx.executor = executor
         synth = _synthesize(ctx, [(kind, split)])
-    return {"plan": len(plans), "synthesize": synth, "lock": write_lock(manifest, store),
+    return {"plan": n_plans, "synthesize": synth, "lock": write_lock(manifest, store),
             "output": str(store.root)}
 
 

@@ -464,6 +464,8 @@ class Manifest(_Config):
     # one / two distortions) or "dqgen_v1" (dqgen 1: always two, first category uniform).
     md_mix: Literal["original", "dqgen_v1"] = "original"
     counts: dict[str, dict[str, int]] = {}
+    # samples per kind and split that get a detail answer (pipeline/detail.py; None: all)
+    detail_counts: dict[str, dict[str, int]] | None = None
     png_compress_level: int = Field(1, ge=0, le=9)
     chunk_size: int = Field(256, ge=1)  # samples per synthesis chunk (unit of work and resume)
     judge: JudgeConfig = JudgeConfig()
@@ -474,10 +476,11 @@ class Manifest(_Config):
     probe: ProbeSettings | None = None  # learnability probe after assembly (None: none)
     base_dir: str = "."  # folder of the manifest file (set by load_manifest)
 
-    @field_validator("counts")
+    @field_validator("counts", "detail_counts")
     @classmethod
-    def _known_kinds(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        for kind, per_split in v.items():
+    def _known_kinds(cls, v: dict[str, dict[str, int]] | None
+                     ) -> dict[str, dict[str, int]] | None:
+        for kind, per_split in (v or {}).items():
             if kind not in KINDS:
                 msg = f"unknown sample kind {kind!r}; known: {', '.join(KINDS)}"
                 raise ValueError(msg)

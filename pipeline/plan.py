@@ -31,7 +31,7 @@ Rules (../shared/spec/distortions.md, "Sampling defaults" and "Multi-distortion 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -47,6 +47,7 @@ __all__ = [
     "PlanError",
     "draw_image",
     "load_plans",
+    "iter_plans",
     "load_references",
     "make_plans",
     "pair_sampler",
@@ -140,6 +141,12 @@ def make_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str]
     Raises:
         PlanError: samples requested but no reference in the split.
     """
+    return list(iter_plans(manifest, kind, split, ref_ids, count, grey))
+
+
+def iter_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str],
+               count: int | None = None, grey: Collection[str] = ()) -> Iterator[SamplePlan]:
+    """`make_plans` one plan at a time (the checks run at once, the plans when iterated)."""
     n = manifest.counts.get(kind, {}).get(split, 0) if count is None else count
     if not split or _UNSAFE.search(split):
         msg = f"split name {split!r} must use only letters, digits, '.', '_' and '-'"
@@ -149,9 +156,9 @@ def make_plans(manifest: Manifest, kind: str, split: str, ref_ids: Sequence[str]
         msg = f"counts.{kind}.{split}: {n} samples requested but split {split!r} has no references"
         raise PlanError(msg)
     grey = set(grey)
-    return [plan_sample(manifest.seed, kind, split, refs[i % len(refs)], i // len(refs),
+    return (plan_sample(manifest.seed, kind, split, refs[i % len(refs)], i // len(refs),
                         manifest.clean_probability, md_mix=manifest.md_mix,
-                        grey=refs[i % len(refs)] in grey) for i in range(n)]
+                        grey=refs[i % len(refs)] in grey) for i in range(n))
 
 
 def load_references(store: Store) -> list[ReferenceRecord]:
@@ -179,3 +186,17 @@ def plan_split(manifest: Manifest, store: Store | str, kind: str, split: str
 def load_plans(store: Store, kind: str, split: str) -> list[SamplePlan]:
     """The written plans of a kind and split (empty when none)."""
     return list(read_jsonl(store.plan_path(kind, split), SamplePlan))
+
+
+def write_plan(manifest: Manifest, store: Store | str, kind: str, split: str) -> int:
+    """`plan_split` streamed: the plans are made and written one at a time (never a list
+    of the whole split), and a plan file that already holds the same bytes is left as it
+    is (a re-run rewrites nothing). Returns the number of plans."""
+    store = store if isinstance(store, Store) else Store(store)
+    if not store.references_index.exists():
+        msg = f"{store.references_index} not found: run the ingest stage first"
+        raise PlanError(msg)
+    in_split = [r for r in load_references(store) if r.split == split]
+    plans = iter_plans(manifest, kind, split, [r.ref_id for r in in_split],
+                       grey=[r.ref_id for r in in_split if r.grey])
+    return atomic_write_jsonl(store.plan_path(kind, split), plans)

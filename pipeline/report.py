@@ -28,6 +28,7 @@ import logging
 import re
 import textwrap
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from distortions.pairs import CATEGORY_PHRASES
-from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, read_task_file, short_answer
+from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, iter_task_file, short_answer
 from pipeline.learnability import learnability_lines, read_probe_metrics
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
@@ -177,7 +178,7 @@ def _respond_stats(store: Store) -> dict[str, Any]:
     return {"files": [], "totals": _sum_runs([]), "latest": None, "source": None}
 
 
-def _task_distortions(recs: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+def _task_distortions(recs: Iterable[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
     """Category and severity counts over the images of one task file's records.
 
     Each distorted image counts each of its distortions; a clean image counts as category
@@ -294,10 +295,16 @@ def collect_stats(store: Store, manifest: Manifest | None = None) -> dict[str, A
         if not folder.is_dir():
             continue
         for path in _split_sorted(folder.glob("*.json")):
-            recs = read_task_file(path)
-            task_counts.setdefault(task, {})[path.stem] = len(recs)
-            answer_forms.update(r.get("answer_form", "free") for r in recs)
-            cats, sevs = _task_distortions(recs)
+            n = [0]
+
+            def walk(path: Path = path, n: list[int] = n) -> Iterator[dict[str, Any]]:
+                for r in iter_task_file(path):  # streamed: a task file is never held whole
+                    n[0] += 1
+                    answer_forms[r.get("answer_form", "free")] += 1
+                    yield r
+
+            cats, sevs = _task_distortions(walk())
+            task_counts.setdefault(task, {})[path.stem] = n[0]
             task_categories.setdefault(task, {})[path.stem] = cats
             task_severities.setdefault(task, {})[path.stem] = sevs
 
@@ -486,11 +493,13 @@ def _strip(store: Store, s: SampleRecord, height: int = 96) -> np.ndarray:
 
 def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
                    responder_key: str | None) -> list[str]:
-    pool: list[SampleRecord] = []
+    # Two passes, so the samples are never all in memory: the ids (sorted) to draw from,
+    # then the records of the drawn ones.
+    ids: list[str] = []
     for _, _, p in _splits_of(store, "samples"):
-        pool += list(read_jsonl(p, SampleRecord))
+        ids += [row["sample_id"] for row in read_jsonl(p)]
     fig_cols = 3
-    if not pool or n == 0:
+    if not ids or n == 0:
         fig = _figure(6, 1.5)
         ax = fig.add_subplot()
         ax.axis("off")
@@ -498,8 +507,16 @@ def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
         _save(fig, path)
         return []
     rng = rng_for(int(stats["seed"]), "report/contact_sheet")
-    pool.sort(key=lambda s: s.sample_id)
-    chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
+    ids.sort()
+    picks = [ids[i] for i in sorted(rng.choice(len(ids), size=min(n, len(ids)), replace=False))]
+    del ids
+    found: dict[str, SampleRecord] = {}
+    wanted_ids = set(picks)
+    for _, _, p in _splits_of(store, "samples"):
+        for row in read_jsonl(p):
+            if row["sample_id"] in wanted_ids:
+                found[row["sample_id"]] = SampleRecord.model_validate(row)
+    chosen = [found[sid] for sid in picks]
     answers: dict[str, str] = {}
     if responder_key:
         wanted = {s.sample_id for s in chosen}

@@ -1,7 +1,7 @@
 """Synthesis: render the planned images, judge pairs, and write sample records.
 
 Reads `plans/<kind>/<split>.jsonl`, `references.jsonl` and `references/<ref_id>.png`;
-writes `images/<kind>/<split>/<sample_id>_{A,B}.png`, chunk result files
+writes `images/<kind>/<split>/<shard>/<sample_id>_{A,B}.png` (Store.image_path), chunk result files
 `samples/<kind>/<split>.chunks/<chunk:05d>.json`, and, when every chunk of a split is done,
 `samples/<kind>/<split>.jsonl` (one `SampleRecord` per sample, plan order) plus the
 deterministic failure logs `failures/synthesize.jsonl` and `failures/judge.jsonl`.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SYNTH_VERSION = "2"  # 2: effect check and tie rule. Bump when rendering or record layout changes (invalidates chunks)
+SYNTH_VERSION = "3"  # bump when rendering or record layout changes (invalidates chunks)
+# 2: effect check and tie rule; 3: images in shard folders (Store.image_path)
 
 
 # --------------------------------------------------------------------------- layout
@@ -182,7 +183,7 @@ def _render_sample(manifest: Manifest, store: Store, plan: SamplePlan, ref: Refe
     infos: dict[str, ImageInfo] = {}
     for side, r in rendered.items():
         if side in encoded:
-            out = store.image_dir(plan.kind, plan.split) / f"{plan.sample_id}_{side}.png"
+            out = store.image_path(plan.kind, plan.split, plan.sample_id, side)
             atomic_write_bytes(out, encoded[side])
             infos[side] = ImageInfo(path=store.rel(out),
                                     sha256=hashlib.sha256(encoded[side]).hexdigest(),
@@ -318,28 +319,40 @@ def merge_samples(store: Store | str | Path, kind: str, split: str, *,
     if not store.plan_path(kind, split).exists():
         msg = f"{store.plan_path(kind, split)} not found: run the plan stage first"
         raise RuntimeError(msg)
-    plan_ids = [p.sample_id for p in load_plans(store, kind, split)]
-    records: list[SampleRecord] = []
-    failed = 0
-    covered, index = 0, 0
-    while covered < len(plan_ids):
-        data = _read_chunk(chunk_path(store, kind, split, index))
-        ids = data.get("sample_ids") if data else None
-        if not ids or ids != plan_ids[covered:covered + len(ids)]:
-            msg = (f"{kind}/{split}: chunk {index} is missing or stale; run synthesis "
-                   "for this split before merging")
-            raise RuntimeError(msg)
-        records += [SampleRecord.model_validate(s) for s in data["samples"]]
-        failed += len(data["failures"])
-        covered += len(ids)
-        index += 1
+    # Streamed: plan ids and chunk records are read as they are written out (memory flat
+    # in the split's size); a missing or stale chunk aborts the write (the old file stays).
+    plan_ids = (p["sample_id"] for p in read_jsonl(store.plan_path(kind, split)))
+    state = {"failed": 0, "chunks": 0}
+
+    def records() -> Iterator[SampleRecord]:
+        index = 0
+        expected = next(plan_ids, None)
+        while expected is not None:
+            data = _read_chunk(chunk_path(store, kind, split, index))
+            ids = data.get("sample_ids") if data else None
+            ok = bool(ids)
+            for sid in ids or []:
+                if sid != expected:
+                    ok = False
+                    break
+                expected = next(plan_ids, None)
+            if not ok:
+                msg = (f"{kind}/{split}: chunk {index} is missing or stale; run synthesis "
+                       "for this split before merging")
+                raise RuntimeError(msg)
+            for row in data["samples"]:
+                yield SampleRecord.model_validate(row)
+            state["failed"] += len(data["failures"])
+            index += 1
+        state["chunks"] = index
+
+    n = atomic_write_jsonl(store.samples_path(kind, split), records())
     for extra in sorted(chunks_dir(store, kind, split).glob("*.json")):
-        if not extra.stem.isdigit() or int(extra.stem) >= index:
+        if not extra.stem.isdigit() or int(extra.stem) >= state["chunks"]:
             extra.unlink()
-    atomic_write_jsonl(store.samples_path(kind, split), records)
     if failure_logs:
         rebuild_failure_logs(store)
-    return {"samples": len(records), "failed": failed}
+    return {"samples": n, "failed": state["failed"]}
 
 
 def rebuild_failure_logs(store: Store | str | Path) -> dict[str, int]:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,10 @@ class _Run:
         self.run_id = run_id  # recorded in the cache entries this run pays for
         self.auth_error: ResponderError | None = None  # a 401/403: nothing more is sent
         self.failed_ids: set[str] = set()  # samples this run recorded a failure for
+        # set by `respond` (pipeline/respond/run.py): the build's process pool for local
+        # responders (pipeline/respond/local.py) and the detail subsets (pipeline/detail.py)
+        self.pool: Executor | None = None
+        self.subsets: dict[tuple[str, str], set[str] | None] = {}
         self.responder = responder
         self.config = config
         self.progress = progress
@@ -343,7 +348,9 @@ class _Run:
                     retry_failed: bool = False) -> _SplitResult:
         t0 = time.monotonic()
         store, responder = self.store, self.responder
-        samples = self.source.items(store, kind, split)
+        subset = self.subsets.get((kind, split))  # None: every sample gets an answer
+        samples = [s for s in self.source.items(store, kind, split)
+                   if subset is None or s.sample_id in subset]
         out_path = self.source.out_path(store, responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
         version = self.source.version(self.config)
@@ -370,8 +377,15 @@ class _Run:
             self._write_responder_info()
             instruction = self.source.instruction(kind, version)
             queue: asyncio.Queue[SampleRecord] = asyncio.Queue()
-            for s in todo:
-                queue.put_nowait(s)
+            if (self.pool is not None and not responder.paid
+                    and type(self.source) is SampleSource):  # local samples: over the pool
+                from pipeline.respond.local import run_local
+
+                run_local(self, self.pool, kind, split, todo, rel_out, retry_ids, counts,
+                          rejected, rejected_cached, flagged, result.finished, self.progress)
+            else:
+                for s in todo:
+                    queue.put_nowait(s)
             buffer: list[ResponseRecord] = []
             finished = [0]
 

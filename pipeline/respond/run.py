@@ -5,9 +5,11 @@ code, combined summaries, one run-log line per run)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from pipeline.manifest import Manifest, ResponderConfig
@@ -28,6 +30,7 @@ class ResponderAuthError(ValueError):
     was sent; the samples left are answered by the next run."""
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -56,11 +59,15 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
                 targets: Iterable[tuple[str, str, set[str] | None]], *, retry_failed: bool,
                 progress: ProgressFn | None, budget: Budget | None, origin: str,
                 run_id: str | None = None, wait: bool = True, source: Any = None,
-                extra: dict[str, Any] | None = None) -> list[_SplitResult]:
+                extra: dict[str, Any] | None = None, pool: Executor | None = None,
+                subsets: dict[tuple[str, str], set[str] | None] | None = None
+                ) -> list[_SplitResult]:
     """One run: a pass over the targets (online: every request called). Batch mode
     (`config.mode`, paid responders): collect finished batches, pass (answers from the
     cache, the rest handed to the queue), submit; with `wait`, poll and pass again until no
     batch is open and nothing is left to send. `extra` receives the batch summary.
+    `pool`: local responders answer over it (pipeline/respond/local.py); `subsets`: the
+    detail subsets per (kind, split) (pipeline/detail.py; None: every sample).
 
     History is written as it goes (pipeline.respond.runlog): a `started` line first, the
     summary at the end (`interrupted` after an error or Ctrl-C, with what the run paid,
@@ -70,6 +77,7 @@ async def _arun(store: Store, responder: Responder, config: ResponderConfig,
     if targets:  # a kill leaves this line; the next run closes it from the cache
         log_start(store, responder, config, origin=origin, run_id=run_id)
     run = _Run(store, responder, config, progress, budget, source=source, run_id=run_id)
+    run.pool, run.subsets = pool, dict(subsets or {})
     batch = None
     if config.mode == "batch" and responder.paid:
         batch = BatchQueue(store, responder, config, run.budget, run.batch_price, run.cache)
@@ -205,25 +213,36 @@ def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = N
             splits: Iterable[str] | None = None, responder: Responder | None = None,
             config: ResponderConfig | None = None, retry_failed: bool = False,
             progress: ProgressFn | None = None, origin: str = "respond",
-            wait: bool = True) -> dict[str, Any]:
+            wait: bool = True, pool: Executor | None = None,
+            announce: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the stage over several kinds and splits with one responder and one budget; the
     combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
 
-    `wait`: see `respond_split` (batch mode only).
+    `wait`: see `respond_split` (batch mode only). Only the samples of the manifest's
+    `detail_counts` are asked (pipeline/detail.py). A local responder (template, replay)
+    runs over `pool` when one is given; a paid one first announces the calls, tokens and
+    USD expected (`announce`, default: the log).
 
     Returns:
         {"splits": [summary per split], "totals": summed counts, "budget_reached": bool},
         plus "batch" in batch mode (batch ids submitted, open, answers collected, cost).
     """
+    from pipeline.respond.estimate import announce_estimate, selection
+
     config, responder = _resolve(manifest, config, responder)
     kinds = list(kinds) if kinds is not None else manifest.kinds()
     splits = list(splits) if splits is not None else manifest.splits()
     targets = [(k, s, None) for k in kinds for s in splits
                if store.samples_path(k, s).exists()]
+    subsets = selection(manifest, store, [(k, s) for k, s, _ in targets])
+    if responder.paid:
+        announce_estimate(store, responder, config, subsets, targets,
+                          announce=announce or log.warning)
     extra: dict[str, Any] = {}
     results = _run_sync(_arun(store, responder, config, targets, retry_failed=retry_failed,
                               progress=progress, budget=None, origin=origin, wait=wait,
-                              extra=extra))
+                              extra=extra, pool=None if responder.paid else pool,
+                              subsets=subsets))
     return {**_combine([r.summary for r in results]), **extra}
 
 
@@ -264,7 +283,8 @@ def stage_respond(ctx: Any) -> dict[str, Any]:
             progress.advance(key, 1)
 
     result = respond(ctx.manifest, ctx.store, kinds=ctx.kinds, splits=ctx.splits,
-                     progress=report, origin="build")
+                     progress=report, origin="build", pool=getattr(ctx, "executor", None),
+                     announce=lambda text: (progress.message(text), log.info(text)))
     out: dict[str, Any] = {}
     for s in result["splits"]:
         out[f"{s['kind']}/{s['split']}"] = {

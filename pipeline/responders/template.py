@@ -11,6 +11,7 @@ the same text. Records say responder "template", model "template-v1".
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -199,6 +200,19 @@ def _damage(dists: Sequence[AppliedDistortion], multi: bool) -> float:
     return sum(d.severity * (5 / 3 if multi else 1.0) for d in dists)
 
 
+def _reference_stats(path: str) -> dict[str, float | str]:
+    """`image_stats` of a reference, computed once per file (per process): every sample of
+    a reference shares them. Keyed by size and mtime too, so a changed file is re-read."""
+    st = os.stat(path)
+    return dict(_stats_of(path, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stats_of(path: str, size: int, mtime_ns: int) -> dict[str, float | str]:
+    del size, mtime_ns  # part of the cache key only
+    return image_stats(_load.__wrapped__(path))  # the pixels are not kept, only the stats
+
+
 def _quality(dists: Sequence[AppliedDistortion], multi: bool) -> str:
     if not dists:
         return "high"
@@ -231,11 +245,10 @@ class TemplateResponder:
         # distortion (severity 1..5, single grades) or two (1..3, multi grades).
         images = {img.role: img.path for img in request.images}
         try:
-            content_img = _load(str(images["reference"]))
+            stats = _reference_stats(str(images["reference"]))
         except (OSError, KeyError) as err:
             msg = f"sample {sample.sample_id}: cannot read image for the template: {err}"
             raise ResponderError(msg, kind="missing_image") from None
-        stats = image_stats(content_img)
         A = sample.image_A.distortions
         if sample.image_B is None:
             parts = [_content(stats, rng), _distortion_sentence("The image", A, len(A) > 1, rng),

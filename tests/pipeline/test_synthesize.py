@@ -93,7 +93,7 @@ def test_failing_sample_is_recorded_and_chunk_goes_on(setup: tuple[Manifest, Sto
     failures = store.failures("synthesize")
     assert [f.item_id for f in failures] == [bad.sample_id]
     assert "no_such_distortion" in failures[0].message
-    assert not list(store.image_dir("refAB_sd", "train").glob(f"{bad.sample_id}_*"))
+    assert not list(store.image_dir("refAB_sd", "train").rglob(f"{bad.sample_id}_*"))
     # Merging again does not duplicate the failure.
     merge_samples(store, "refAB_sd", "train")
     assert len(store.failures("synthesize")) == 1
