@@ -33,7 +33,8 @@ app = typer.Typer(
 # Output streams, one rule for every command: results (tables, JSON) go to stdout;
 # progress bars, notes, warnings and errors go to stderr (`console`), so
 # `dqgen build ... > summary.txt` keeps the summary and a pipe reads only results.
-console = Console(stderr=True)
+# In a pipe or a file a note stays on one line (no wrap at 80 columns, greppable).
+console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 def stdout_console() -> Console:

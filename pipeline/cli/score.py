@@ -10,7 +10,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.cli._app import app, console, fail, split_list
+from pipeline.cli._app import JSON_HELP, app, console, dataset_dir, emit, fail, split_list
 
 __all__ = ["evaluate_cmd", "metrics_table", "score_cmd"]
 
@@ -48,6 +48,7 @@ def score_cmd(
         None, "--concurrency", help="Requests in flight (responder.concurrency)."),
     yes: bool = typer.Option(
         True, "--yes/--ask", help="Start without asking after printing the cost estimate."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Ask a model for a standard-guided quality level of every image of the labelled sources
     (and, on request, of the references or the synthetic samples): the whole image and each
@@ -136,7 +137,7 @@ def score_cmd(
     for ds, s in result["datasets"].items():
         table.add_row(ds, str(s["images"]), str(s["already_done"]), str(s["scored"]),
                       str(s["scores_path"]))
-    console.print(table)
+    emit(table, result, as_json)
     rejected = ", ".join(f"{k} {v}" for k, v in result["rejected"].items()) or "none"
     console.print(f"calls {result['calls']}, cached {result['cached']}, retries "
                   f"{result['retries']}, failed {result['failed']}; rejected answers: "
@@ -203,6 +204,7 @@ def evaluate_cmd(
                                help="Bootstrap resamples for the 95% intervals (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the scatter plots."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """SRCC, KRCC, PLCC (raw and after the 4-parameter logistic) and RMSE of predicted scores
     against each labelled source's MOS, per dataset and split, with bootstrap 95% intervals
@@ -214,15 +216,13 @@ def evaluate_cmd(
     from pipeline.evaluate import evaluate_scores
     from pipeline.store import Store
 
-    if not directory.is_dir():
-        fail(f"{directory}: not a folder")
-    store = Store(directory.expanduser().resolve())
+    store = Store(dataset_dir(directory).expanduser().resolve())
     try:
         with console.status("evaluating"):
             doc = evaluate_scores(store, scores, seed=seed, n_boot=n_boot,
                                   datasets=split_list(datasets), plots=plots)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
-    console.print(metrics_table(doc))
+    emit(metrics_table(doc), doc, as_json)
     console.print(f"[green]wrote[/] {store.root / 'eval' / doc['key'] / 'metrics.json'}",
                   highlight=False)
