@@ -18,6 +18,7 @@ pinned memory to the GPU; the model scales them there.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -259,12 +260,18 @@ def _worker_init(worker_id: int) -> None:
 def make_loader(dataset: Dataset, batch_size: int, *, device: str | torch.device = "cpu",
                 shuffle: bool = False, seed: int = 0, workers: int | None = None,
                 drop_last: bool = False, prefetch_factor: int = 4) -> DataLoader:
-    """A DataLoader set up for `device`: pinned memory and persistent workers on CUDA.
+    """A DataLoader set up for `device`: pinned memory on CUDA, persistent workers.
+
+    Workers start from a clean process (forkserver where the platform has it, else spawn),
+    never as a fork of the caller: a fork of a process that runs threads (a Prefect flow,
+    an HTTP client, the `train_probe` deployment) inherits their locks and at-fork hooks,
+    and its workers died at start ("DataLoader worker exited unexpectedly"). They stay
+    alive across epochs (persistent), so that start is paid once per loader.
 
     Args:
         dataset: a dataset indexed by ``epoch * len + i`` (the datasets of this module).
         batch_size: items per batch.
-        device: where batches go; "cuda" turns on pin_memory and persistent workers.
+        device: where batches go; "cuda" turns on pin_memory.
         shuffle: a new seeded order every epoch (`loader.sampler.set_epoch`).
         seed: seed of the order and of the workers' base seed.
         workers: decoding processes (None: min(4, CPUs - 1) on CUDA, 0 on CPU).
@@ -279,8 +286,11 @@ def make_loader(dataset: Dataset, batch_size: int, *, device: str | torch.device
     generator = torch.Generator().manual_seed(seed & _SEED_MASK)
     extra: dict[str, Any] = {}
     if workers > 0:
-        extra = {"persistent_workers": cuda, "prefetch_factor": prefetch_factor,
-                 "worker_init_fn": _worker_init}
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods
+                                              else "spawn")
+        extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor,
+                 "worker_init_fn": _worker_init, "multiprocessing_context": context}
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, pin_memory=cuda, drop_last=drop_last,
                       generator=generator, **extra)

@@ -95,7 +95,9 @@ def test_loader_same_batches_for_any_worker_count(tiny: Path) -> None:
 
     def epochs(workers: int) -> list[torch.Tensor]:
         loader = make_loader(ds, 4, shuffle=True, seed=2, workers=workers)
-        assert not loader.pin_memory  # CPU: no pinned memory, no persistent workers
+        assert not loader.pin_memory  # CPU: no pinned memory
+        if workers:  # workers never fork this (threaded, Prefect-touched) test process
+            assert loader.multiprocessing_context.get_start_method() != "fork"
         out = []
         for epoch in (0, 1):
             loader.sampler.set_epoch(epoch)
