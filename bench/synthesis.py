@@ -14,7 +14,11 @@ On the demo references (data_manifest/demo.yaml, ingested to 224 px) repeated to
 * workers (b): the same synthesis on a warm pool of 1 and of N processes;
   target: N = 2 gives >= 1.7 x the samples/s of 1;
 * PNG level 1 vs 6 (Pillow's default): encode time and size of the same outputs, and the
-  full synthesis at level 6.
+  full synthesis at level 6;
+* dealing (c): many references with few samples each (`--deal-refs` aliases of the demo
+  references, `--deal-samples` samples, chunk 256 as dq495k): reference decodes per sample
+  and synthesis time with chunks dealt by reference (`chunk_plans`) against consecutive
+  chunks of plans (the dealing before), same plans, one process, same merged bytes.
 
 Writes the figures as JSON (bench/results/ is git-ignored) and prints ratios. The machine's
 load changes absolute numbers; compare the ratios.
@@ -40,12 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import distortions  # noqa: E402
 from pipeline.build import make_executor  # noqa: E402
-from pipeline.ingest import decode_png, encode_png, ingest_references  # noqa: E402
+from pipeline.ingest import chunk_items, decode_png, encode_png, ingest_references  # noqa: E402
 from pipeline.manifest import Manifest, load_manifest  # noqa: E402
 from pipeline.plan import load_references, make_plans  # noqa: E402
-from pipeline.records import SamplePlan  # noqa: E402
+from pipeline.records import ReferenceRecord, SamplePlan  # noqa: E402
 from pipeline.seeds import rng_for  # noqa: E402
-from pipeline.store import Store, atomic_write_jsonl  # noqa: E402
+from pipeline.store import Store, atomic_write_jsonl, read_jsonl  # noqa: E402
 from pipeline.synthesize import (  # noqa: E402
     chunk_plans,
     merge_samples,
@@ -74,10 +78,14 @@ def _timed_chunk(*args: object) -> float:
 
 
 def time_synthesis(manifest: Manifest, store: Store, plans: list[SamplePlan],
-                   executor: Executor | None = None) -> tuple[float, float]:
-    """(wall s, CPU s spent in synthesize_chunk) of the stage over `plans`."""
+                   executor: Executor | None = None,
+                   chunks: list[tuple[int, list[SamplePlan]]] | None = None
+                   ) -> tuple[float, float]:
+    """(wall s, CPU s spent in synthesize_chunk) of the stage over `plans` (`chunks`:
+    another cut of the plans into chunks; default `chunk_plans`)."""
     atomic_write_jsonl(store.plan_path(KIND, SPLIT), plans)
-    chunks = chunk_plans(plans, manifest.chunk_size)
+    if chunks is None:
+        chunks = chunk_plans(plans, manifest.chunk_size)
     t0 = time.perf_counter()
     if executor is None:
         cpu = sum(_timed_chunk(manifest, store, KIND, SPLIT, i, c) for i, c in chunks)
@@ -103,6 +111,49 @@ def time_floor(manifest: Manifest, store: Store, plans: list[SamplePlan], level:
     return time.perf_counter() - t0, time.process_time() - c0, outputs
 
 
+def _aliased_store(base: Path, refs_store: Store, n_refs: int) -> Store:
+    """A dataset folder with `n_refs` train references: hard links of the demo's under new
+    ids (one decode costs the same; only the count of distinct references grows)."""
+    root = base / "aliases"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "references").mkdir(parents=True)
+    refs = list(read_jsonl(refs_store.references_index, ReferenceRecord))
+    rows = []
+    for k in range(n_refs):
+        ref = refs[k % len(refs)]
+        ref_id = f"{ref.ref_id}-{k:05d}"
+        os.link(refs_store.abs(ref.path), root / "references" / f"{ref_id}.png")
+        rows.append(ref.model_copy(update={"ref_id": ref_id, "split": SPLIT,
+                                           "path": f"references/{ref_id}.png"}))
+    atomic_write_jsonl(root / "references.jsonl", rows)
+    return Store(root)
+
+
+def time_dealing(manifest: Manifest, refs_store: Store, base: Path, n_refs: int,
+                 samples: int) -> dict[str, object]:
+    """Decodes per sample and synthesis time, chunks dealt by reference vs consecutive."""
+    m = manifest.model_copy(update={"chunk_size": 256})
+    store = _aliased_store(base, refs_store, n_refs)
+    refs = list(read_jsonl(store.references_index, ReferenceRecord))
+    plans = make_plans(m, KIND, SPLIT, [r.ref_id for r in refs], count=samples,
+                       grey=[r.ref_id for r in refs if r.grey])
+    cuts = {"dealt": chunk_plans(plans, m.chunk_size),
+            "consecutive": chunk_items(plans, m.chunk_size)}
+    out: dict[str, object] = {"references": n_refs, "samples": samples,
+                              "chunk_size": m.chunk_size}
+    merged = {}
+    for name, chunks in cuts.items():
+        for folder in ("images", "samples"):
+            shutil.rmtree(store.root / folder, ignore_errors=True)
+        decodes = sum(len({p.ref_id for p in c}) for _, c in chunks)
+        wall, cpu = time_synthesis(m, store, plans, chunks=chunks)
+        merged[name] = store.samples_path(KIND, SPLIT).read_bytes()
+        out[name] = {"decodes_per_sample": decodes / samples, "s": wall, "cpu_s": cpu,
+                     "ms_per_sample": 1000 * wall / samples}
+    out["same_samples_file"] = merged["dealt"] == merged["consecutive"]
+    return out
+
+
 def _warm(executor: Executor, workers: int) -> None:
     for f in [executor.submit(cv2.getNumThreads) for _ in range(workers * 2)]:
         f.result()
@@ -116,6 +167,10 @@ def main() -> None:
                     help="alternate synthesis and floor runs this often; keep the fastest")
     ap.add_argument("--manifest", default=str(REPO / "data_manifest" / "demo.yaml"))
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "synthesis.json"))
+    ap.add_argument("--deal-refs", type=int, default=250,
+                    help="references of the dealing comparison (0: skip it)")
+    ap.add_argument("--deal-samples", type=int, default=1000,
+                    help="samples of the dealing comparison")
     args = ap.parse_args()
 
     cv2.setNumThreads(1)  # as in the pool's workers: one thread per process
@@ -157,6 +212,8 @@ def main() -> None:
                 _warm(ex, w)
                 pool_times[w], pool_cpu[w] = time_synthesis(
                     manifest, _fresh_store(base, refs_store, f"w{w}"), plans, ex)
+        dealing = (time_dealing(manifest, refs_store, base, args.deal_refs, args.deal_samples)
+                   if args.deal_refs else None)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -183,6 +240,7 @@ def main() -> None:
                 "level6_kib_per_image": size6 / 1024 / max(n_images, 1),
                 "synthesis_level6_s": synth6_s,
                 "synthesis_level6_over_level1": synth6_s / synth_s},
+        "dealing": dealing,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -204,6 +262,14 @@ def main() -> None:
           f"{result['png']['level6_encode_ms_per_image']:.2f} ms, "
           f"{result['png']['level6_kib_per_image']:.0f} KiB")
     print(f"  synthesis at level 6 / level 1 {synth6_s / synth_s:6.2f} x")
+    if dealing is not None:
+        d, c = dealing["dealt"], dealing["consecutive"]
+        print(f"dealing: {dealing['samples']} samples over {dealing['references']} references, "
+              f"chunk {dealing['chunk_size']}: decodes per sample {d['decodes_per_sample']:.2f}"
+              f" dealt vs {c['decodes_per_sample']:.2f} consecutive; "
+              f"{d['ms_per_sample']:.2f} vs {c['ms_per_sample']:.2f} ms per sample "
+              f"(CPU {c['cpu_s'] / d['cpu_s']:.2f} x); same samples file: "
+              f"{dealing['same_samples_file']}")
     print(f"load average {os.getloadavg()}; JSON: {out}")
 
 

@@ -8,7 +8,7 @@ returns a small JSON-able summary; Prefect tasks in `flows/` wrap exactly these)
         #   chunk_items(sources, INGEST_CHUNK_SIZE), ingest_chunk(manifest, store, i, chunk),
         #   merge_references(manifest, store, sources, failures)
     plan_split(manifest, store, kind, split) -> list[SamplePlan]     # writes the plan file
-    chunk_plans(plans, chunk_size) -> list[tuple[int, list[SamplePlan]]]
+    chunk_plans(plans, chunk_size) -> list[tuple[int, list[SamplePlan]]]  # dealt by reference
     synthesize_chunk(manifest, store, kind, split, chunk_index, plans) -> dict
     merge_samples(store, kind, split, *, failure_logs=True) -> dict  # samples/<kind>/<split>.jsonl
     rebuild_failure_logs(store) -> dict      # failures/{synthesize,judge}.jsonl from all chunks
@@ -72,6 +72,7 @@ from pipeline.synthesize import (
     SYNTH_VERSION,
     chunk_plans,
     chunks_dir,
+    iter_chunk_plans,
     judge_split,
     merge_samples,
     rebuild_failure_logs,
@@ -351,17 +352,9 @@ def _count_lines(path: Path) -> int:
 
 def _plan_chunks(store: Store, kind: str, split: str, size: int
                  ) -> Iterator[tuple[int, list[SamplePlan]]]:
-    """The chunks of a written plan, read from disk one chunk at a time (the parent never
-    holds a whole plan); the same chunks as `chunk_plans(load_plans(...))`."""
-    buf: list[SamplePlan] = []
-    index = 0
-    for plan in read_jsonl(store.plan_path(kind, split), SamplePlan):
-        buf.append(plan)
-        if len(buf) == size:
-            yield index, buf
-            index, buf = index + 1, []
-    if buf:
-        yield index, buf
+    """The chunks of a written plan, read from disk one dealing window at a time (the
+    parent never holds a whole plan); the same chunks as `chunk_plans(load_plans(...))`."""
+    return iter_chunk_plans(read_jsonl(store.plan_path(kind, split), SamplePlan), size)
 
 
 def _synth_key(ctx: BuildContext, kind: str, split: str) -> str:

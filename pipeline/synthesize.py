@@ -6,9 +6,14 @@ writes `images/<kind>/<split>/<shard>/<sample_id>_{A,B}.png` (Store.image_path),
 `samples/<kind>/<split>.jsonl` (one `SampleRecord` per sample, plan order) plus the
 deterministic failure logs `failures/synthesize.jsonl` and `failures/judge.jsonl`.
 
-Work unit: a chunk of consecutive plans (`manifest.chunk_size`). `synthesize_chunk` renders
-each sample (A with `rng_for(seed, "A")`, B with `rng_for(seed, "B")`; a multi-distortion
-image applies its two distortions in order on one stream), writes its images atomically,
+Work unit: a chunk of `manifest.chunk_size` plans, dealt by reference (`iter_chunk_plans`):
+the plan is cut into windows of consecutive plans (`DEAL_WINDOW_PLANS`, a whole number of
+chunks), and within a window the plans are grouped by reference (stable: first appearance
+of the reference, then plan order) before being cut into chunks, so the samples of one
+reference land in the same chunk and its PNG is decoded once for all of them. No plan,
+seed or sample id changes; the merged `samples/<kind>/<split>.jsonl` and the failure logs
+are in plan order as before. `synthesize_chunk` renders each sample (A with
+`rng_for(seed, "A")`, B with `rng_for(seed, "B")`; a multi-distortion image applies its two distortions in order on one stream), writes its images atomically,
 judges refAB samples while the pixels are in memory, and finally writes the chunk file
 atomically: the chunk file is the completion marker. A re-run skips a chunk whose file
 exists with the same key (a hash of the plans, the references' sha256 and the encoder
@@ -28,15 +33,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 import distortions
-from pipeline.ingest import chunk_items, decode_png, encode_png
+from pipeline.ingest import decode_png, encode_png
 from pipeline import effect
 from pipeline.judge import FrScoreJudge, Judge, make_judge
 from pipeline.manifest import Manifest
@@ -64,8 +69,10 @@ from pipeline.store import (
 __all__ = [
     "SYNTH_VERSION",
     "chunk_path",
+    "DEAL_WINDOW_PLANS",
     "chunk_plans",
     "chunks_dir",
+    "iter_chunk_plans",
     "judge_split",
     "merge_samples",
     "rebuild_failure_logs",
@@ -74,9 +81,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SYNTH_VERSION = "3"  # bump when rendering or record layout changes (invalidates chunks)
-# 2: effect check and tie rule; 3: images in shard folders (Store.image_path)
+SYNTH_VERSION = "4"  # bump when rendering or record layout changes (invalidates chunks)
+# 2: effect check and tie rule; 3: images in shard folders (Store.image_path);
+# 4: chunks dealt by reference within windows of DEAL_WINDOW_PLANS plans
+DEAL_WINDOW_PLANS = 4096  # plans grouped by reference at a time (bounds merge memory)
 
 
 # --------------------------------------------------------------------------- layout
@@ -89,9 +99,54 @@ def chunk_path(store: Store, kind: str, split: str, chunk_index: int) -> Path:
     return chunks_dir(store, kind, split) / f"{chunk_index:05d}.json"
 
 
+def _window_size(chunk_size: int) -> int:
+    """Plans per dealing window: a whole number of chunks, about DEAL_WINDOW_PLANS."""
+    if chunk_size < 1:
+        msg = f"chunk_size must be >= 1, got {chunk_size}"
+        raise ValueError(msg)
+    return chunk_size * max(1, DEAL_WINDOW_PLANS // chunk_size)
+
+
+def _windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    buf: list[T] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _dealt(window: list[T], ref_of: Callable[[T], str]) -> list[T]:
+    """The window grouped by reference: references in order of first appearance, each
+    reference's items in their order (a stable sort)."""
+    first: dict[str, int] = {}
+    for item in window:
+        first.setdefault(ref_of(item), len(first))
+    return sorted(window, key=lambda item: first[ref_of(item)])
+
+
+def iter_chunk_plans(plans: Iterable[SamplePlan], chunk_size: int
+                     ) -> Iterator[tuple[int, list[SamplePlan]]]:
+    """Chunks of plans dealt by reference, one window of plans read at a time.
+
+    Every window but the last holds a whole number of chunks, so chunk `i` belongs to
+    window `i // (window size / chunk_size)` and the chunk count is ceil(N / chunk_size)
+    as with consecutive chunks.
+    """
+    size = _window_size(chunk_size)
+    index = 0
+    for window in _windows(plans, size):
+        dealt = _dealt(window, lambda p: p.ref_id)
+        for start in range(0, len(dealt), chunk_size):
+            yield index, dealt[start:start + chunk_size]
+            index += 1
+
+
 def chunk_plans(plans: Sequence[SamplePlan], chunk_size: int) -> list[tuple[int, list[SamplePlan]]]:
-    """Consecutive chunks of plans: [(chunk_index, plans), ...]."""
-    return chunk_items(plans, chunk_size)
+    """Chunks of plans dealt by reference: [(chunk_index, plans), ...] (`iter_chunk_plans`)."""
+    return list(iter_chunk_plans(plans, chunk_size))
 
 
 def _as_store(store: Store | str | Path) -> Store:
@@ -243,7 +298,7 @@ def synthesize_chunk(
         store: the dataset folder.
         kind, split: which split the plans belong to.
         chunk_index: position of the chunk (its file name).
-        plans: the chunk's plans, in plan order (from `chunk_plans`).
+        plans: the chunk's plans, as dealt by `chunk_plans`.
         force_judge: re-judge a finished chunk even when its judge name is current.
 
     Returns:
@@ -324,26 +379,34 @@ def merge_samples(store: Store | str | Path, kind: str, split: str, *,
     plan_ids = (p["sample_id"] for p in read_jsonl(store.plan_path(kind, split)))
     state = {"failed": 0, "chunks": 0}
 
+    def stale(index: int) -> RuntimeError:
+        return RuntimeError(f"{kind}/{split}: chunk {index} is missing or stale; run "
+                            "synthesis for this split before merging")
+
     def records() -> Iterator[SampleRecord]:
+        # Chunks are dealt by reference within windows of consecutive plans: a chunk's
+        # records wait here until the plan reaches them, so at most a window is held.
         index = 0
         expected = next(plan_ids, None)
+        seen: set[str] = set()
+        held: dict[str, dict[str, Any]] = {}
         while expected is not None:
             data = _read_chunk(chunk_path(store, kind, split, index))
             ids = data.get("sample_ids") if data else None
-            ok = bool(ids)
-            for sid in ids or []:
-                if sid != expected:
-                    ok = False
-                    break
-                expected = next(plan_ids, None)
-            if not ok:
-                msg = (f"{kind}/{split}: chunk {index} is missing or stale; run synthesis "
-                       "for this split before merging")
-                raise RuntimeError(msg)
-            for row in data["samples"]:
-                yield SampleRecord.model_validate(row)
+            if not ids or not seen.isdisjoint(ids) or len(set(ids)) != len(ids):
+                raise stale(index)
+            seen.update(ids)
+            held.update((row["sample_id"], row) for row in data["samples"])
             state["failed"] += len(data["failures"])
             index += 1
+            while expected is not None and expected in seen:
+                seen.discard(expected)
+                row = held.pop(expected, None)
+                if row is not None:  # a failed sample has no record
+                    yield SampleRecord.model_validate(row)
+                expected = next(plan_ids, None)
+        if seen:  # ids that are not in the plan (or came twice)
+            raise stale(index - 1)
         state["chunks"] = index
 
     n = atomic_write_jsonl(store.samples_path(kind, split), records())
@@ -359,15 +422,38 @@ def rebuild_failure_logs(store: Store | str | Path) -> dict[str, int]:
     """Rewrite failures/synthesize.jsonl and failures/judge.jsonl from all chunk files."""
     store = _as_store(store)
     by_stage: dict[str, list[FailureRecord]] = {"synthesize": [], "judge": []}
-    for path in sorted((store.root / "samples").glob("*/*.chunks/*.json")):
-        data = _read_chunk(path) or {}
-        for f in data.get("failures", []):
-            rec = FailureRecord.model_validate(f)
+    for folder in sorted((store.root / "samples").glob("*/*.chunks")):
+        found: list[FailureRecord] = []
+        for path in sorted(folder.glob("*.json")):
+            data = _read_chunk(path) or {}
+            found += [FailureRecord.model_validate(f) for f in data.get("failures", [])]
+        for rec in _in_plan_order(store, folder, found):
             by_stage.setdefault(rec.stage, []).append(rec)
     for stage, rows in by_stage.items():
         if rows or store.failures_path(stage).exists():
             atomic_write_jsonl(store.failures_path(stage), rows)
     return {stage: len(rows) for stage, rows in by_stage.items()}
+
+
+def _in_plan_order(store: Store, folder: Path, failures: list[FailureRecord]
+                   ) -> list[FailureRecord]:
+    """A split's failures (chunk order) in plan order, as when chunks were consecutive plans.
+
+    Chunks are dealt by reference, so chunk order is not plan order; only the failing ids'
+    positions are looked up (the plan is streamed, and read only when there are failures).
+    """
+    if not failures:
+        return failures
+    kind, split = folder.parent.name, folder.name.removesuffix(".chunks")
+    wanted = {f.item_id for f in failures}
+    position: dict[str, int] = {}
+    plan = store.plan_path(kind, split)
+    if plan.exists():
+        for i, row in enumerate(read_jsonl(plan)):
+            if row["sample_id"] in wanted:
+                position[row["sample_id"]] = i
+    last = len(position)
+    return sorted(failures, key=lambda f: position.get(f.item_id, last))
 
 
 def judge_split(manifest: Manifest, store: Store | str | Path, kind: str, split: str

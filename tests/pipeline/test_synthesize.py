@@ -133,3 +133,40 @@ def test_distortion_notes_reach_the_record(tmp_path: Path) -> None:
     assert first.notes
     assert all(n.startswith("quantization_otsu: ") for n in rec.image_A.notes)
     assert not any(n.startswith("quantization_otsu: quantization_otsu") for n in rec.image_A.notes)
+
+
+def test_chunks_dealt_by_reference_decode_each_once(photo_dir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # 12 samples over 3 train references, dealt round-robin in the plan: consecutive chunks
+    # of 4 would decode all 3 references in each chunk; dealt, each chunk holds one.
+    import pipeline.synthesize as synth
+
+    decoded: list[int] = []
+    real = synth.decode_png
+
+    def counting(data: bytes) -> np.ndarray:
+        decoded[-1] += 1
+        return real(data)
+
+    monkeypatch.setattr(synth, "decode_png", counting)
+    outputs = {}
+    for size in (1, 4, 256):
+        m = load(write_manifest(tmp_path / str(size), photo_dir, chunk_size=size,
+                                counts={"refA_sd": {"train": 12}}))
+        store = Store(tmp_path / str(size) / "out")
+        ingest_references(m, store)
+        plans = plan_split(m, store, "refA_sd", "train")
+        decoded.clear()
+        for i, chunk in chunk_plans(plans, size):
+            decoded.append(0)
+            synthesize_chunk(m, store, "refA_sd", "train", i, chunk)
+            assert decoded[-1] == len({p.ref_id for p in chunk})  # once per reference
+        assert len(decoded) == -(-12 // size)
+        assert sum(decoded) == {1: 12, 4: 3, 256: 3}[size]
+        merge_samples(store, "refA_sd", "train")
+        recs = list(read_jsonl(store.samples_path("refA_sd", "train"), SampleRecord))
+        assert [r.sample_id for r in recs] == [p.sample_id for p in plans]  # plan order
+        images = sorted((store.root / "images").rglob("*.png"))
+        outputs[size] = (store.samples_path("refA_sd", "train").read_bytes(),
+                         [(p.relative_to(store.root), p.read_bytes()) for p in images])
+    assert outputs[1] == outputs[4] == outputs[256]
