@@ -173,14 +173,19 @@ def plan_split(manifest: Manifest, store: Store | str, kind: str, split: str
     Reads references.jsonl (run ingest first). Returns the plans.
     """
     store = store if isinstance(store, Store) else Store(store)
+    ids, grey = _split_references(store, split)
+    plans = make_plans(manifest, kind, split, ids, grey=grey)
+    atomic_write_jsonl(store.plan_path(kind, split), plans)
+    return plans
+
+
+def _split_references(store: Store, split: str) -> tuple[list[str], list[str]]:
+    """The reference ids of a split and those of them that are grey (from ingest)."""
     if not store.references_index.exists():
         msg = f"{store.references_index} not found: run the ingest stage first"
         raise PlanError(msg)
     in_split = [r for r in load_references(store) if r.split == split]
-    plans = make_plans(manifest, kind, split, [r.ref_id for r in in_split],
-                       grey=[r.ref_id for r in in_split if r.grey])
-    atomic_write_jsonl(store.plan_path(kind, split), plans)
-    return plans
+    return [r.ref_id for r in in_split], [r.ref_id for r in in_split if r.grey]
 
 
 def load_plans(store: Store, kind: str, split: str) -> list[SamplePlan]:
@@ -193,10 +198,6 @@ def write_plan(manifest: Manifest, store: Store | str, kind: str, split: str) ->
     of the whole split), and a plan file that already holds the same bytes is left as it
     is (a re-run rewrites nothing). Returns the number of plans."""
     store = store if isinstance(store, Store) else Store(store)
-    if not store.references_index.exists():
-        msg = f"{store.references_index} not found: run the ingest stage first"
-        raise PlanError(msg)
-    in_split = [r for r in load_references(store) if r.split == split]
-    plans = iter_plans(manifest, kind, split, [r.ref_id for r in in_split],
-                       grey=[r.ref_id for r in in_split if r.grey])
+    ids, grey = _split_references(store, split)
+    plans = iter_plans(manifest, kind, split, ids, grey=grey)
     return atomic_write_jsonl(store.plan_path(kind, split), plans)
