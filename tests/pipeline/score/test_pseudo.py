@@ -86,15 +86,22 @@ def test_synthetic_samples_are_scored_image_by_image(tmp_path, monkeypatch):
         assert r["global_level"] == brightness_level(px) and r["regions"] == []
 
 
-def test_budget_stops_new_calls_and_a_rerun_continues(tmp_path, monkeypatch):
-    from pipeline.score.run import SAMPLES, sample_items
+def _refa_samples(tmp_path, monkeypatch, n: int):
+    """n refA_sd train samples in `tmp_path`: the store, its scoring items, and a scoring
+    config without regions (a fake key set in the environment)."""
+    from pipeline.score.run import sample_items
     from tests.support.respond_samples import make_samples
 
-    make_samples(tmp_path, "refA_sd", "train", 5)
+    make_samples(tmp_path, "refA_sd", "train", n)
     store = Store(tmp_path)
-    items = sample_items(store, ["refA_sd"], ["train"])
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
-    cfg = ScoringConfig(regions="none")
+    return store, sample_items(store, ["refA_sd"], ["train"]), ScoringConfig(regions="none")
+
+
+def test_budget_stops_new_calls_and_a_rerun_continues(tmp_path, monkeypatch):
+    from pipeline.score.run import SAMPLES
+
+    store, items, cfg = _refa_samples(tmp_path, monkeypatch, 5)
     with FakeScorer() as server:
         config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
                                  requests_per_minute=None, concurrency=1,
@@ -110,14 +117,9 @@ def test_budget_stops_new_calls_and_a_rerun_continues(tmp_path, monkeypatch):
 
 
 def test_structured_level_and_the_text_fallback(tmp_path, monkeypatch):
-    from pipeline.score.run import SAMPLES, sample_items
-    from tests.support.respond_samples import make_samples
+    from pipeline.score.run import SAMPLES
 
-    make_samples(tmp_path, "refA_sd", "train", 3)
-    store = Store(tmp_path)
-    items = sample_items(store, ["refA_sd"], ["train"])
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")
-    cfg = ScoringConfig(regions="none")
+    store, items, cfg = _refa_samples(tmp_path, monkeypatch, 3)
     expected = [brightness_level(np.asarray(Image.open(i.path).convert("RGB"))) for i in items]
     with FakeScorer(fmt='{{"level": {level}}}') as server:  # answers the schema's JSON
         config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
@@ -128,13 +130,11 @@ def test_structured_level_and_the_text_fallback(tmp_path, monkeypatch):
                for f in formats) and len(formats) == 3
     key = store.root / "scores" / "openai--fake-scorer" / "samples.jsonl"
     assert [r["global_level"] for r in read_jsonl(key)] == expected
-    other = Store(tmp_path / "other")
-    make_samples(other.root, "refA_sd", "train", 3)
+    other, other_items, _ = _refa_samples(tmp_path / "other", monkeypatch, 3)
     with FakeScorer(response_format=False) as server:  # refuses response_format: text
         config = ResponderConfig(kind="openai", model="fake-scorer", base_url=server.base_url,
                                  requests_per_minute=None, concurrency=1, structured_output=True)
-        summary = score_items(other, {SAMPLES: sample_items(other, ["refA_sd"], ["train"])},
-                              config=config, cfg=cfg)
+        summary = score_items(other, {SAMPLES: other_items}, config=config, cfg=cfg)
         actions = [r.action for r in server.requests]
     assert actions[0] == "response_format_refused" and actions.count("response_format_refused") == 1
     assert summary["scored"] == 3 and len(actions) == 4
