@@ -128,6 +128,16 @@ def dataset_dir(path: Path) -> Path:
     return path
 
 
+def with_overrides(config: Any, what: str = "option", **values: Any) -> Any:
+    """`config` (a pydantic settings model) with the command-line values that were given
+    (None: not given) put over it, validated; a bad value is the one-line error."""
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return config.model_validate({**config.model_dump(), **given})
+    except ValueError as err:
+        fail(f"invalid {what}: {err}")
+
+
 def split_list(values: list[str] | None) -> list[str] | None:
     """Accept both `--kinds a --kinds b` and `--kinds a,b` (None when nothing was given)."""
     if not values:

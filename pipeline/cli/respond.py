@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich import box
 from rich.table import Table
 
-from pipeline.cli._app import (JSON_HELP, app, console, dataset_dir, emit, fail, owned,
-                               split_list)
+from pipeline.cli._app import (JSON_HELP, app, console, dataset_dir, emit, fail,
+                               load_manifest_or_demo, owned, split_list, with_overrides)
 
 __all__ = ["respond_cmd", "retry_failures_cmd", "summary_line", "summary_table"]
 
@@ -128,18 +128,12 @@ def respond_cmd(
     the run after the first refusal. The API key is read only from the OPENAI_API_KEY
     variable.
     """
-    from pipeline.manifest import ManifestError, load_manifest
     from pipeline.respond import respond
     from pipeline.store import Store
 
-    try:
-        m = load_manifest(manifest)
-    except ManifestError as err:
-        fail(str(err))
-    updates = {k: v for k, v in {"kind": responder, "model": model, "base_url": base_url,
-                                 "max_cost_usd": max_cost, "concurrency": concurrency,
-                                 "mode": mode}.items()
-               if v is not None}
+    m = load_manifest_or_demo(manifest)
+    updates = {"kind": responder, "model": model, "base_url": base_url,
+               "max_cost_usd": max_cost, "concurrency": concurrency, "mode": mode}
     if mode is not None and mode not in ("online", "batch"):
         fail(f"--mode must be online or batch, got {mode!r}")
     if responder is not None and responder not in ("template", "openai", "replay"):
@@ -150,10 +144,7 @@ def respond_cmd(
         if not replay_file.is_file():
             fail(f"{replay_file}: replay file not found")
         updates.update(kind="replay", replay_file=str(replay_file.expanduser().resolve()))
-    try:
-        config = m.responder.model_validate({**m.responder.model_dump(), **updates})
-    except ValueError as err:
-        fail(f"invalid responder option: {err}")
+    config = with_overrides(m.responder, "responder option", **updates)
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
     kind_list, split_names = split_list(kinds), split_list(splits)
     from pipeline.records import KINDS

@@ -10,7 +10,10 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.cli._app import JSON_HELP, app, console, dataset_dir, emit, fail, split_list
+from pipeline.cli._app import (
+    JSON_HELP, app, console, dataset_dir, emit, fail, load_manifest_or_demo, split_list,
+    with_overrides,
+)
 
 __all__ = ["evaluate_cmd", "metrics_table", "score_cmd"]
 
@@ -19,7 +22,7 @@ __all__ = ["evaluate_cmd", "metrics_table", "score_cmd"]
 def score_cmd(
     manifest: Path = typer.Argument(..., help="Build manifest (YAML) with `sources:`."),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="Dataset folder (default: the manifest's output)."),
+        None, "--out", "-o", help="Dataset folder (default: the manifest's output)."),
     datasets: Optional[list[str]] = typer.Option(
         None, "--datasets", "-d",
         help="Labelled sources to score (repeat or comma-separate; default: scoring.datasets, "
@@ -59,26 +62,15 @@ def score_cmd(
     failures to failures/score.jsonl; answers are cached by request hash (a re-run pays
     nothing twice). Then `dqgen evaluate DIR --scores <key>`.
     """
-    from pipeline.manifest import ManifestError, load_manifest
     from pipeline.responders import make_responder
     from pipeline.score.run import REFERENCES, SAMPLES, estimate_cost, labelled_items, \
         reference_items, sample_items, score_items
     from pipeline.store import Store
 
-    try:
-        m = load_manifest(manifest)
-    except ManifestError as err:
-        fail(str(err))
-    r_updates = {k: v for k, v in {"kind": responder, "model": model, "base_url": base_url,
-                                   "max_cost_usd": max_cost, "concurrency": concurrency}.items()
-                 if v is not None}
-    s_updates = {k: v for k, v in {"regions": regions, "levels": levels,
-                                   "global_weight": global_weight}.items() if v is not None}
-    try:
-        config = m.responder.model_validate({**m.responder.model_dump(), **r_updates})
-        cfg = m.scoring.model_validate({**m.scoring.model_dump(), **s_updates})
-    except ValueError as err:
-        fail(f"invalid option: {err}")
+    m = load_manifest_or_demo(manifest)
+    config = with_overrides(m.responder, kind=responder, model=model, base_url=base_url,
+                            max_cost_usd=max_cost, concurrency=concurrency)
+    cfg = with_overrides(m.scoring, regions=regions, levels=levels, global_weight=global_weight)
     if config.kind != "openai":
         fail(f"scoring asks a model for levels: use --responder openai (got {config.kind!r})")
     store = Store(out.expanduser().resolve() if out is not None else m.output_dir())
