@@ -19,18 +19,12 @@ def price_for(model: str, config: ResponderConfig | None = None) -> tuple[float,
     if config is not None and (config.price_input_per_1m is not None
                                or config.price_output_per_1m is not None):
         return (config.price_input_per_1m or 0.0, config.price_output_per_1m or 0.0)
-    table: dict[str, dict[str, float]] = load_yaml("prices.yaml")
-    if model in table:
-        row = table[model]
-    else:
-        prefixes = [m for m in table if model.startswith(m)]
-        if not prefixes:
-            return None
-        row = table[max(prefixes, key=len)]
-    return (float(row["input"]), float(row["output"]))
+    row = _row(model)
+    return None if row is None else (float(row["input"]), float(row["output"]))
 
 
 def _row(model: str) -> dict[str, float] | None:
+    """The prompts/prices.yaml row of a model: exact name, else longest prefix."""
     table: dict[str, dict[str, float]] = load_yaml("prices.yaml")
     if model in table:
         return table[model]
