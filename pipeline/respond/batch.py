@@ -100,6 +100,8 @@ class BatchQueue:
         self._reserved: dict[str, float] = {}  # local id -> worst case reserved by this run
         self._run_lock = self._lock_run()
         self._batches = self._load()
+        self._in_flight: set[str] = set()
+        self._in_flight_key: tuple[tuple[int, bool, int], ...] | None = None
 
     def _lock_run(self) -> Any:
         """One batch-mode run per responder key at a time (two would both submit the
@@ -145,8 +147,15 @@ class BatchQueue:
         return [b for b in self._batches if not b.get("collected")]
 
     def in_flight(self) -> set[str]:
-        """Hashes of requests in batches not collected yet (never submitted again)."""
-        return {h for b in self.open_batches() for h in b["hashes"]}
+        """Hashes of requests in batches not collected yet (never submitted again).
+
+        Asked once per request of a pass, so the set is kept until the batches change (a
+        batch added or collected: a key over the few batch entries, not their hashes)."""
+        key = tuple((id(b), bool(b.get("collected")), len(b["hashes"])) for b in self._batches)
+        if self._in_flight_key != key:
+            self._in_flight = {h for b in self.open_batches() for h in b["hashes"]}
+            self._in_flight_key = key
+        return self._in_flight
 
     # the split pass hands over requests and takes errors -------------------------------
     def want(self, request_hash: str, request: ResponseRequest) -> None:
@@ -219,7 +228,8 @@ class BatchQueue:
 
     async def submit(self) -> list[dict[str, Any]]:
         """Send the pending requests (see `_chunks`); returns the new batch entries."""
-        self.pending = {h: r for h, r in self.pending.items() if h not in self.in_flight()}
+        in_flight = self.in_flight()
+        self.pending = {h: r for h, r in self.pending.items() if h not in in_flight}
         if not self.pending:
             return []
         new = []
