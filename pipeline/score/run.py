@@ -209,6 +209,8 @@ class _ScoreRun:
         self.config = config
         self.cfg = cfg
         self.prompt = prompt
+        # the user turn depends only on global vs region: rendered once, not per request
+        self.user_text = {region: prompt.user(region) for region in (False, True)}
         self.settings = settings_hash(cfg, prompt)
         self.level_format = json_schema_format("quality_level", {
             "level": {"type": "integer", "enum": list(range(prompt.low, prompt.high + 1))}})
@@ -231,7 +233,7 @@ class _ScoreRun:
             request = ResponseRequest(
                 sample=_Item(item_id),  # type: ignore[arg-type]
                 prompt_id=self.prompt.prompt_id, prompt_version=self.prompt.version,
-                system=self.prompt.system, user=self.prompt.user(region),
+                system=self.prompt.system, user=self.user_text[region],
                 images=(ImageInput("Region:" if region else "Image:", png, sha),),
                 max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature, word_limit=0,
                 reask=reask, reask_text=self.prompt.reask(reason) if reask else "",
