@@ -98,9 +98,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def step_effect(before: np.ndarray, after: np.ndarray) -> str | None:
     """None when the step changed the image measurably, else the reason (for the record)."""
-    if np.array_equal(before, after):
+    value = psnr(before, after)  # inf exactly when the step changed no pixel
+    if value == float("inf"):
         return "unchanged"
-    value = psnr(before, after)
     if value >= MAX_EFFECT_PSNR_DB:
         return f"no measurable effect (PSNR {value:.1f} dB)"
     return None
@@ -131,7 +131,8 @@ def _apply_checked(ref: np.ndarray, planned: Sequence[AppliedDistortion],
         if reason is not None:
             return out, notes, f"{d.name} (severity {d.severity}): {reason}"
         image = out
-    if np.array_equal(image, ref):
+    # one step that changed its input cannot end equal to the reference (checked above)
+    if len(planned) != 1 and np.array_equal(image, ref):
         return image, notes, "image equal to its reference"
     return image, notes, None
 
