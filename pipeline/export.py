@@ -50,6 +50,7 @@ from pipeline.exporters.llava import (
     COMPOSE_DIR,
     REFUSED_HINT,
     compose_side_by_side,
+    question_answer,
     record_images,
     to_llava15,
     to_llava_onevision,
@@ -106,12 +107,6 @@ def task_files(store: Store, tasks: Iterable[str] | None = None) -> list[tuple[s
             for p in by_task[task]]
 
 
-def _qa(rec: dict[str, Any]) -> tuple[str, str]:
-    if "conversations" in rec:
-        return rec["conversations"][0]["value"], rec["conversations"][1]["value"]
-    return rec["query"], rec["answer"]
-
-
 def _strip_placeholders(text: str) -> str:
     lines = text.split("\n")
     while lines and IMAGE_TOKEN in lines[0]:
@@ -138,7 +133,7 @@ def from_llava(rec: dict[str, Any]) -> dict[str, str | list[str]]:
 
 def to_sharegpt(rec: dict[str, Any]) -> dict[str, Any]:
     """ShareGPT (LLaMA-Factory multimodal) record of a DepictQA record."""
-    question, answer = _qa(rec)
+    question, answer = question_answer(rec)
     # LLaMA-Factory's "<image>" tokens are matched to `images` in order; no newline needed,
     # but one per line reads better and tokenises the same for its templates.
     return {"messages": [{"role": "user", "content": with_placeholders(question, rec)},
@@ -170,7 +165,7 @@ def _write_parquet(path: Path, records: list[dict[str, Any]]) -> None:
         raise ImportError(msg) from err
     rows = []
     for rec in records:
-        question, answer = _qa(rec)
+        question, answer = question_answer(rec)
         rows.append({"id": rec["id"], "image_ref": rec["image_ref"], "image_A": rec["image_A"],
                      "image_B": rec["image_B"], "task_type": rec["task_type"],
                      "question": question, "answer": answer,

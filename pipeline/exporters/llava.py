@@ -42,6 +42,7 @@ __all__ = [
     "image_labels",
     "panel_legend",
     "panel_names",
+    "question_answer",
     "record_images",
     "to_llava15",
     "to_llava_onevision",
@@ -101,7 +102,8 @@ def with_placeholders(question: str, rec: dict[str, Any]) -> str:
     return "".join(f"{label}: {IMAGE_TOKEN}\n" for label in labels) + question
 
 
-def _qa(rec: dict[str, Any]) -> tuple[str, str]:
+def question_answer(rec: dict[str, Any]) -> tuple[str, str]:
+    """(question, answer) of a DepictQA record: its conversation (train) or query/answer."""
     if "conversations" in rec:
         return rec["conversations"][0]["value"], rec["conversations"][1]["value"]
     return rec["query"], rec["answer"]
@@ -119,7 +121,7 @@ def _record(rec: dict[str, Any], image: str | list[str], human: str,
 
 def to_llava_onevision(rec: dict[str, Any]) -> dict[str, Any]:
     """LLaVA-OneVision record (image list, one "<image>" per image) of a DepictQA record."""
-    question, answer = _qa(rec)
+    question, answer = question_answer(rec)
     return _record(rec, record_images(rec), with_placeholders(question, rec), answer)
 
 
@@ -149,7 +151,7 @@ def to_llava15(rec: dict[str, Any], composed: str | None = None) -> dict[str, An
     Raises:
         ValueError: a multi-image record without a canvas.
     """
-    question, answer = _qa(rec)
+    question, answer = question_answer(rec)
     images = record_images(rec)
     if composed is None:
         if len(images) != 1:
