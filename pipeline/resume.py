@@ -187,21 +187,27 @@ class Resume:
                 sha = self.ledger.sha(path)
                 if sha is not None:
                     rows[path.relative_to(self.store.root).as_posix()] = sha
-        stamp = {"key": key, "outputs": dict(sorted(rows.items())), "summary": summary}
-        if self._stamps.get(name) != json.loads(json.dumps(stamp, default=str)):
-            self._stamps[name] = json.loads(json.dumps(stamp, default=str))
+        stamp = json.loads(json.dumps(
+            {"key": key, "outputs": dict(sorted(rows.items())), "summary": summary}, default=str))
+        if self._stamps.get(name) != stamp:
+            self._stamps[name] = stamp
             self._dirty = True
-        self.save()
+        # the stamps at once (small); the hash ledger (a row per output file) is written by
+        # save() at the end of the run: rows lost in a crash only cost a re-hash
+        self._save_stamps()
 
     def drop(self, name: str) -> None:
         if self._stamps.pop(name, None) is not None:
             self._dirty = True
 
-    def save(self) -> None:
+    def _save_stamps(self) -> None:
         if self._dirty:
             data = json.dumps(dict(sorted(self._stamps.items())), indent=1)
             atomic_write_bytes(self.path, (data + "\n").encode())
             self._dirty = False
+
+    def save(self) -> None:
+        self._save_stamps()
         self.ledger.save()
 
 
