@@ -527,34 +527,38 @@ def responder_key(manifest: Manifest, store: Store | None = None) -> str:
 
 class _ResponseIndex:
     """The latest response of each sample of a responses file, by file offset: the
-    records stay on disk and are read when asked for."""
+    records stay on disk and are read when asked for, through one open file (a context
+    manager: the assemble stage closes it with the split's task files)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offsets: dict[str, int] = {}
+        self._file: Any = None
         if not path.exists():
             return
-        with open(path, "rb") as f:
-            offset = 0
-            for line in f:
-                start, offset = offset, offset + len(line)
-                try:
-                    sid = json.loads(line)["sample_id"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a torn last line (read_jsonl skips it too)
-                self._offsets[sid] = start  # a later line (re-ask, retry) wins
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
+        offset = 0
+        for line in self._file:
+            start, offset = offset, offset + len(line)
+            try:
+                sid = json.loads(line)["sample_id"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a torn last line (read_jsonl skips it too)
+            self._offsets[sid] = start  # a later line (re-ask, retry) wins
+
+    def __enter__(self) -> _ResponseIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
 
     def get(self, sample_id: str) -> ResponseRecord | None:
         start = self._offsets.get(sample_id)
         if start is None:
             return None
-        with open(self.path, "rb") as f:
-            f.seek(start)
-            return ResponseRecord.model_validate_json(f.readline())
-
-
-def _latest_responses(path: Path) -> _ResponseIndex:
-    return _ResponseIndex(path)
+        self._file.seek(start)
+        return ResponseRecord.model_validate_json(self._file.readline())
 
 
 def _samples(store: Store, kind: str, split: str) -> Iterator[SampleRecord]:
@@ -641,7 +645,8 @@ def assemble_tasks(manifest: Manifest, store: Store, *, kinds: list[str] | None 
                     continue
                 subset = detail_subset(manifest, kind, split,
                                        (s.sample_id for s in _samples(store, kind, split)))
-                responses = _latest_responses(store.responses_path(key, kind, split))
+                responses = stack.enter_context(
+                    _ResponseIndex(store.responses_path(key, kind, split)))
                 for sample in _samples(store, kind, split):
                     _add_sample(sample, responses.get(sample.sample_id), pools, cfg, out,
                                 skipped, dropped, filtered, store,
