@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.manifest import Manifest
 
-__all__ = ["PROBE_DIR", "learnability_lines", "probe_settings", "read_probe_metrics",
+__all__ = ["PROBE_DIR", "format_metric", "learnability_lines", "probe_settings", "read_probe_metrics",
            "run_dataset_probe", "stage_probe"]
 
 PROBE_DIR = "probe"
@@ -76,7 +76,8 @@ def read_probe_metrics(root: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _fmt(v: Any) -> str:
+def format_metric(v: Any) -> str:
+    """A metric with three decimals, or n/a."""
     return "n/a" if v is None else f"{v:.3f}"
 
 
@@ -98,15 +99,15 @@ def learnability_lines(metrics: dict[str, Any] | None) -> list[str]:
            f"(`dqgen probe`, {metrics.get('epochs_completed')} of "
            f"{metrics.get('epochs_requested')} epochs{capped}), scored on the test split:", "",
            "| task | metric | test | chance | n |", "|---|---|---|---|---|",
-           f"| identify ({ident.get('task')}) | top-1 accuracy | {_fmt(acc)}{ratio} | "
-           f"{_fmt(chance)} | {ident.get('n_test_labelled', ident.get('n_test'))} |",
-           f"| severity ({sev.get('task')}) | Spearman | {_fmt(sev.get('test_spearman'))} | 0 | "
+           f"| identify ({ident.get('task')}) | top-1 accuracy | {format_metric(acc)}{ratio} | "
+           f"{format_metric(chance)} | {ident.get('n_test_labelled', ident.get('n_test'))} |",
+           f"| severity ({sev.get('task')}) | Spearman | {format_metric(sev.get('test_spearman'))} | 0 | "
            f"{sev.get('n_test')} |",
-           f"| compare ({cmp_.get('task')}) | pair accuracy | {_fmt(cmp_.get('test_accuracy'))} | "
+           f"| compare ({cmp_.get('task')}) | pair accuracy | {format_metric(cmp_.get('test_accuracy'))} | "
            f"0.5 | {cmp_.get('n_test')} |"]
     human = cmp_.get("human") or {}
     if human.get("n_test"):
-        out.append(f"| compare, human pairs | pair accuracy | {_fmt(human.get('test_accuracy'))} "
+        out.append(f"| compare, human pairs | pair accuracy | {format_metric(human.get('test_accuracy'))} "
                    f"| 0.5 | {human['n_test']} |")
     per = ident.get("per_category") or {}
     if per:

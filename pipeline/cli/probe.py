@@ -68,26 +68,23 @@ def probe(
     Two CPU runs with one seed give the same metrics (unless `--minutes` stops them).
     """
     from pipeline.cli.tasks import _manifest_from_lock
-    from pipeline.learnability import probe_settings, run_dataset_probe
+    from pipeline.learnability import format_metric, probe_settings, run_dataset_probe
 
     dataset_dir(dataset)
     if not (dataset / "tasks").is_dir():
         fail(f"{dataset}: no tasks/ folder; build or assemble the dataset first")
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         fail(f"--device must be auto, cpu or cuda, got {device!r}")
-    settings = {"epochs": 6, "seed": 0, **probe_settings(_manifest_from_lock(dataset))}
-    settings.update({k: v for k, v in {"epochs": epochs, "seed": seed, "minutes": minutes,
-                                       "batch_size": batch_size, "workers": workers}.items()
-                     if v is not None})
+    settings = {"epochs": 6, "seed": 0, **probe_settings(
+        _manifest_from_lock(dataset), epochs=epochs, seed=seed, minutes=minutes,
+        batch_size=batch_size, workers=workers)}
     settings["device"] = device
     try:
         m = run_dataset_probe(dataset, settings, progress=_RichProgress(), out=out)
     except (FileNotFoundError, ValueError, ImportError, OSError) as err:
         fail(str(err))
     ident, cmp_, sev = m["identify"], m["compare"], m["severity"]
-
-    def f(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
+    f = format_metric
 
     cap = " (stopped by --minutes)" if m["time_capped"] else ""
     lines = (f"identify: {f(ident['test_accuracy'])} (chance {f(ident['chance'])}, "
