@@ -27,6 +27,8 @@ def _age(created: str | None, now: dt.datetime) -> str:
 def batches_table(rows: list[dict[str, Any]], title: str) -> Table:
     """One row per batch: id, status, requests, done, failed, age, cost (reserved while
     open: the worst case; the answers' cost once collected)."""
+    from pipeline.respond.batch import TERMINAL  # lazy: every dqgen start imports this file
+
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False)
     for c in ("batch", "model", "status", "requests", "done", "failed", "age", "cost $"):
@@ -40,8 +42,8 @@ def batches_table(rows: list[dict[str, Any]], title: str) -> Table:
         failed = b.get("failed") if collected else counts.get("failed", 0)
         cost = (f"{b.get('cost_usd', 0.0):.4f}" if collected
                 else f"<={b.get('reserved_usd', 0.0):.4f}")
-        status = b.get("status", "?") + ("" if collected or b.get("status") not in (
-            "completed", "expired", "failed", "cancelled") else " (not collected)")
+        status = b.get("status", "?") + ("" if collected or b.get("status") not in TERMINAL
+                                         else " (not collected)")
         table.add_row(b.get("batch_id") or f"({b['local_id']}, not sent)", b.get("model", ""),
                       status, str(b.get("requests", 0)), str(done), str(failed),
                       _age(b.get("created"), now), cost)
