@@ -1,16 +1,64 @@
-"""Shared test setup: Prefect isolated in a temporary home, no analytics, loopback only."""
+"""Shared test setup: Prefect isolated in a temporary home, no analytics, loopback only.
+
+Prefect: one real server for the whole session (tests/support/prefect_server.py); a test
+that talks to Prefect asks for `prefect_api` (or `prefect_ephemeral` for the tests of
+ephemeral mode itself); ephemeral mode is off otherwise, so a test that forgets fails.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 # Must be set before anything imports prefect.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="dqgen-test-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, True)
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"  # see prefect_api / prefect_ephemeral
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # Tests never reach a real API: make sure no real key or URL leaks in from the environment.
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+from tests.support import prefect_server  # noqa: E402 - after the environment above
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist: the controller starts the session's Prefect server before it spawns the
+    # workers (they inherit its URL) and does not wait for it: it boots while they collect
+    # and run the tests that need no Prefect. Without xdist the first `prefect_api` starts it.
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        prefect_server.start()
+
+
+@pytest.fixture
+def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Prefect (this process and the subprocesses a test starts) talks to the session's
+    server; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = str(prefect_server.server()["api_url"])
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield url
+
+
+@pytest.fixture
+def prefect_ephemeral(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Prefect's ephemeral mode, as a user without PREFECT_API_URL gets it: a temporary
+    server of this process's PREFECT_HOME (seeded with a migrated database)."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+    prefect_server.seed_database(Path(_PREFECT_HOME))
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_ENABLED", "true")
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_ENABLED: True}):
+        yield

@@ -1,22 +1,20 @@
 """Fixtures of the flow tests: a tiny manifest and a real Prefect server on 127.0.0.1.
 
-The server runs as `prefect server start` in a subprocess with its own PREFECT_HOME and
-SQLite database (a fresh database takes 15-30 s to migrate, so it is started once per
-session, and only by the tests that need a standalone server).
+The server is the session's one `prefect server start` in a subprocess with its own
+PREFECT_HOME and SQLite database (tests/support/prefect_server.py).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.support import prefect_server as _server
+from tests.support.prefect_server import PREFECT_BIN, server_env, stop
+
+__all__ = ["DQGEN_BIN", "PREFECT_BIN", "TINY_MANIFEST", "server_env", "stop"]
 
 TINY_MANIFEST = """\
 name: tiny
@@ -38,7 +36,6 @@ responder: {kind: template}
 tasks: {report: false}
 """
 
-PREFECT_BIN = Path(sys.executable).with_name("prefect")
 DQGEN_BIN = Path(sys.executable).with_name("dqgen")
 
 
@@ -50,67 +47,8 @@ def tiny_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_env(home: Path, api_url: str | None = None) -> dict[str, str]:
-    """Environment of the server and client subprocesses: isolated home, no analytics."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'server.db'}",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-    })
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    return env
-
-
-def wait_healthy(api_url: str, proc: subprocess.Popen[bytes], timeout: float = 150.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            msg = f"prefect server exited with code {proc.returncode}"
-            raise RuntimeError(msg)
-        try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    msg = f"prefect server at {api_url} not healthy after {timeout} s"
-    raise TimeoutError(msg)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """`prefect server start` on a free 127.0.0.1 port; yields {"api_url", "home", "log"}."""
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    log = home / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(home), stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(api_url, proc)
-        yield {"api_url": api_url, "home": home, "log": log}
-    finally:
-        stop(proc)
+def prefect_server() -> dict[str, object]:
+    """The session's `prefect server start` on 127.0.0.1 (tests/support/prefect_server.py),
+    healthy; {"api_url", "home", "log"}."""
+    return _server.server()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.store import Store
@@ -12,6 +13,7 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.respond_samples import make_samples
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_respond_batch_flow_polls_until_done(tmp_path: Path, monkeypatch) -> None:
     from flows.batch_flow import respond_batch_flow
 

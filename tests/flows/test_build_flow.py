@@ -1,4 +1,5 @@
-"""`dqgen build` runs the Prefect flow (ephemeral mode); same bytes as the bare run and on Dask."""
+"""`dqgen build` runs the Prefect flow (against the session's server, and in ephemeral mode
+with Dask); same bytes as the bare run and on Dask."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def bare_build(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_dqgen_build_runs_the_prefect_flow(tiny_manifest: Path, bare_build: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "dataset"
@@ -67,7 +69,7 @@ def test_dqgen_build_runs_the_prefect_flow(tiny_manifest: Path, bare_build: Path
     assert res.exit_code == 0, res.output
     assert "done" in res.output and str(out) in res.output
 
-    runs = _build_runs(out)  # recorded by Prefect's ephemeral API in PREFECT_HOME
+    runs = _build_runs(out)  # recorded by the Prefect server
     assert len(runs) == 1 and runs[0].state.is_completed()
     assert runs[0].name == "tiny build_dataset all-splits"
     first = _table(runs[0].id)
@@ -89,10 +91,11 @@ def test_dqgen_build_runs_the_prefect_flow(tiny_manifest: Path, bare_build: Path
     _same_tree(out, bare_build)
 
 
+@pytest.mark.usefixtures("prefect_ephemeral")
 def test_dask_local_cluster_same_bytes(tiny_manifest: Path, bare_build: Path,
                                        tmp_path: Path) -> None:
     out = tmp_path / "dataset"
-    res = CliRunner().invoke(app, ["build", str(tiny_manifest), "-w", "2", "--runner", "dask",
+    res = CliRunner().invoke(app, ["build", str(tiny_manifest), "-w", "1", "--runner", "dask",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     _same_tree(out, bare_build)
@@ -111,6 +114,7 @@ def test_dask_local_cluster_same_bytes(tiny_manifest: Path, bare_build: Path,
     assert all(t.state.is_completed() for t in chunks)
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_restricted_build_same_bytes(tiny_manifest: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     opts = ["--kinds", "refAB_md,refAB_sd", "--splits", "train", "-w", "2"]
@@ -135,6 +139,7 @@ def test_build_errors_are_clear(tiny_manifest: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()  # refused before any run started
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_failures_are_counted_in_the_run(tmp_path: Path) -> None:
     import shutil
 
@@ -165,6 +170,7 @@ tasks: {{report: false}}
     assert failure["item_id"] == "bad.png"
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_kind_deployments_then_assembly_read_the_human_sources(tmp_path: Path) -> None:
     """A mixed manifest run as a kind flow + the assembly flow gets the human pairs too."""
     from flows.build_flow import assemble_flow
@@ -221,11 +227,12 @@ run_build_flow(sys.argv[1], out=sys.argv[2], workers=2)
 """
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_sigkill_of_a_prefect_build_at_two_moments_then_resume(
         prefect_server: dict, tiny_manifest: Path, bare_build: Path, tmp_path: Path) -> None:
     """A Prefect build (a real process, reporting to a real server) killed with SIGKILL
     while its synthesis tasks run, the resumed build killed again during assembly; the
-    last resume (ephemeral mode) equals the bare build in every file but logs/."""
+    last resume (in this process) equals the bare build in every file but logs/."""
     from tests.flows.conftest import server_env
 
     script = tmp_path / "killed_flow.py"

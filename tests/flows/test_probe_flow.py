@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline.build import run_build
 from pipeline.manifest import load_manifest
 
 
+@pytest.mark.usefixtures("prefect_api")
 def test_train_probe_flow_writes_the_metrics(tiny_manifest: Path, tmp_path: Path) -> None:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
