@@ -67,7 +67,7 @@ from pipeline.respond import stage_respond
 from pipeline.respond.mos import stage_respond_mos
 from pipeline.resume import HashLedger, Resume, files_under, sha256_file
 from pipeline.score.run import stage_score
-from pipeline.store import LOGS_DIR, Store, atomic_write_json, read_jsonl
+from pipeline.store import LOGS_DIR, Store, atomic_writer, read_jsonl
 from pipeline.synthesize import (
     SYNTH_VERSION,
     chunk_plans,
@@ -241,6 +241,33 @@ def _label_splits(manifest: Manifest, store: Store) -> dict[str, Any]:
     return out
 
 
+LOCK_NAME = "manifest.lock.json"  # Store.lock_path
+
+
+def _lock_files(root: Path) -> Iterator[str]:
+    """The output files of a dataset folder, relative, in sorted order (as strings), read
+    one folder at a time: hidden names, logs/, probe/ and the lock itself left out; a
+    symlinked folder is not entered (as `Path.rglob`)."""
+
+    def walk(folder: str, prefix: str) -> Iterator[str]:
+        try:
+            with os.scandir(folder) as it:
+                entries = [(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e)
+                           for e in it if not e.name.startswith(".")]
+        except OSError:
+            return
+        for key, entry in sorted(entries, key=lambda x: x[0]):
+            rel = prefix + entry.name
+            if key.endswith("/"):
+                if not prefix and entry.name in (LOGS_DIR, PROBE_DIR):
+                    continue
+                yield from walk(entry.path, rel + "/")
+            elif entry.is_file() and rel != LOCK_NAME:
+                yield rel
+
+    yield from walk(str(root), "")
+
+
 def write_lock(manifest: Manifest, store: Store | str | Path, *,
                ledger: HashLedger | None = None,
                executor: Executor | None = None) -> dict[str, Any]:
@@ -249,37 +276,42 @@ def write_lock(manifest: Manifest, store: Store | str | Path, *,
     The content is deterministic (no timestamp), so two builds of one manifest have equal
     locks. Hidden files (temp files of writes in progress), the run history under logs/,
     the probe's model and run figures under probe/ and the lock itself are left out. The
-    sha256 come from the hash ledger (logs/resume/hashes.json, pipeline/resume.py): a file
-    whose size and mtime did not change since it was hashed is not read again; new files
-    are hashed over `executor`.
+    sha256 come from the hash ledger (logs/resume/hashes.sqlite, pipeline/resume.py): a
+    file whose size and mtime did not change since it was hashed is not read again; new
+    files are hashed over `executor`. Streamed: the folder is walked in sorted order and
+    the lock written entry by entry (nothing per file is held), with the bytes of the whole
+    dict dumped at once (`json.dumps(..., indent=1)`).
 
     Returns:
         {"files": n} (output files hashed).
     """
     store = store if isinstance(store, Store) else Store(store)
+    own = ledger is None
     ledger = ledger if ledger is not None else HashLedger(store)
-    paths: list[Path] = []
-    if store.root.exists():
-        for path in sorted(store.root.rglob("*")):
-            rel = path.relative_to(store.root)
-            if (path.is_file() and path != store.lock_path
-                    and rel.parts[0] not in (LOGS_DIR, PROBE_DIR)
-                    and not any(part.startswith(".") for part in rel.parts)):
-                paths.append(path)
-    outputs = ledger.sha_many(paths, executor)
-    ledger.forget_missing(set(outputs))
-    ledger.save()
-    lock = {
+    head = json.dumps({
         "lock_version": 1,
         "manifest": manifest.model_dump(mode="json"),
         "references_root": str(manifest.references_root()),
         "packages": _versions(),
         "distortions": sorted(distortions.REGISTRY),
         "label_splits": _label_splits(manifest, store),
-        "outputs": dict(sorted(outputs.items())),
-    }
-    atomic_write_json(store.lock_path, lock, indent=1)
-    return {"files": len(outputs)}
+    }, ensure_ascii=False, indent=1)
+    n = 0
+    try:
+        with atomic_writer(store.lock_path) as f:
+            f.write((head[:-2] + ',\n "outputs": {').encode())
+            rels = _lock_files(store.root) if store.root.exists() else iter(())
+            for rel, sha in ledger.walk(rels, executor):
+                line = f"{json.dumps(rel, ensure_ascii=False)}: {json.dumps(sha)}"
+                f.write(((",\n  " if n else "\n  ") + line).encode())
+                n += 1
+            f.write(b"\n }\n}\n" if n else b"}\n}\n")
+    finally:
+        if own:
+            ledger.close()
+        else:
+            ledger.save()
+    return {"files": n}
 
 
 # --------------------------------------------------------------------------- stages
@@ -669,7 +701,7 @@ def _run_stages(ctx: BuildContext, stages: Sequence[str] | None, workers: int
                     continue
                 ctx.summaries[name] = fn(ctx)
         finally:
-            ctx.resume.save()
+            ctx.resume.close()
     return {**ctx.summaries, "output": str(ctx.store.root)}
 
 

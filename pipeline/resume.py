@@ -1,11 +1,12 @@
 """Resume bookkeeping: a re-run does only what is missing or what an input changed.
 
-Two small files under ``logs/resume/`` (bookkeeping, not outputs: the lock and every
+Two files under ``logs/resume/`` (bookkeeping, not outputs: the lock and every
 reproducibility check leave logs/ out; deleting the folder costs one re-hash and one
 rebuild of the stages below, with the same bytes)::
 
-    logs/resume/hashes.json   {path: [size, mtime_ns, sha256]} of dataset files: a file
-                              whose size and mtime are unchanged is not read again
+    logs/resume/hashes.sqlite path -> size, mtime_ns, sha256 of dataset files (SQLite, one
+                              row per file, none held in memory): a file whose size and
+                              mtime are unchanged is not read again
     logs/resume/stamps.json   {stage output: {"key", "outputs", "summary"}}: the hash of the
                               inputs an output was built from, the sha256 of the files it
                               wrote, and the stage's summary of that run
@@ -23,7 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +39,7 @@ from pipeline.store import Store, atomic_write_bytes
 __all__ = ["HashLedger", "Resume", "code_hash", "sha256_file"]
 
 _HASH_BATCH = 64  # files per task when new files are hashed over the worker pool
+_WALK_BATCH = 4096  # files stat-ed, looked up and hashed at a time by HashLedger.walk
 
 
 def sha256_file(path: Path | str) -> str:
@@ -69,24 +74,80 @@ def code_hash() -> str:
 
 
 class HashLedger:
-    """sha256 of dataset files, re-read only when a file's size or mtime changed."""
+    """sha256 of dataset files, re-read only when a file's size or mtime changed.
+
+    The rows live in SQLite (`logs/resume/hashes.sqlite`, one row per file), not in
+    memory: a build of half a million files holds none of them. Writes are committed by
+    `save()` (a killed run loses only the rows since the last save: a re-hash).
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.path = store.logs_dir / "resume" / "hashes.json"
-        self._rows: dict[str, list[Any]] = {}
-        self._dirty = False
+        self.path = store.logs_dir / "resume" / "hashes.sqlite"
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            try:
+                db.execute("CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, "
+                           "size INTEGER, mtime INTEGER, sha TEXT) WITHOUT ROWID")
+            except sqlite3.DatabaseError:  # not a database (a torn or foreign file): anew
+                db.close()
+                self.path.unlink(missing_ok=True)
+                db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+                db.execute("CREATE TABLE files (rel TEXT PRIMARY KEY, size INTEGER, "
+                           "mtime INTEGER, sha TEXT) WITHOUT ROWID")
+            self._db = db
+            self._import_json()
+        return self._db
+
+    def _import_json(self) -> None:
+        # the ledger of dqgen <= 0.1 (logs/resume/hashes.json): read once, then removed
+        old = self.path.with_name("hashes.json")
+        if not old.is_file():
+            return
         try:
-            self._rows = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self._rows = {}
+            rows = json.loads(old.read_text(encoding="utf-8"))
+            self._put_many((rel, int(r[0]), int(r[1]), str(r[2])) for rel, r in rows.items())
+        except (OSError, ValueError, TypeError, IndexError):
+            pass
+        self.save()
+        old.unlink(missing_ok=True)
+
+    def _put_many(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
+        with self._lock:
+            self._conn().executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
+
+    def _known(self, rel: str, st: tuple[int, int]) -> str | None:
+        with self._lock:
+            row = self._conn().execute("SELECT size, mtime, sha FROM files WHERE rel = ?",
+                                       (rel,)).fetchone()
+        if row is not None and row[0] == st[0] and row[1] == st[1]:
+            return str(row[2])
+        return None
+
+    def _rows_of(self, rels: list[str]) -> dict[str, tuple[int, int, str]]:
+        out: dict[str, tuple[int, int, str]] = {}
+        with self._lock:
+            db = self._conn()
+            for i in range(0, len(rels), 500):
+                part = rels[i:i + 500]
+                marks = ",".join("?" * len(part))
+                for rel, size, mtime, sha in db.execute(
+                        f"SELECT rel, size, mtime, sha FROM files WHERE rel IN ({marks})", part):
+                    out[rel] = (size, mtime, sha)
+        return out
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.store.root).as_posix()
 
-    def _stat(self, path: Path) -> tuple[int, int] | None:
+    @staticmethod
+    def _stat(path: Path | str) -> tuple[int, int] | None:
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return None
         return st.st_size, st.st_mtime_ns
@@ -97,53 +158,70 @@ class HashLedger:
         if st is None:
             return None
         rel = self._rel(path)
-        row = self._rows.get(rel)
-        if row is not None and row[0] == st[0] and row[1] == st[1]:
-            return str(row[2])
+        known = self._known(rel, st)
+        if known is not None:
+            return known
         sha = sha256_file(path)
-        self._rows[rel] = [st[0], st[1], sha]
-        self._dirty = True
+        self._put_many([(rel, st[0], st[1], sha)])
         return sha
 
-    def sha_many(self, paths: Iterable[Path], executor: Executor | None = None
-                 ) -> dict[str, str]:
-        """{relative path: sha256}; files not yet known are hashed over `executor`."""
-        out: dict[str, str] = {}
-        todo: list[tuple[Path, str, tuple[int, int]]] = []
-        for path in paths:
-            st = self._stat(path)
-            if st is None:
-                continue
-            rel = self._rel(path)
-            row = self._rows.get(rel)
-            if row is not None and row[0] == st[0] and row[1] == st[1]:
-                out[rel] = str(row[2])
-            else:
-                todo.append((path, rel, st))
-        if todo:
-            names = [str(p) for p, _, _ in todo]
-            if executor is not None and len(todo) > _HASH_BATCH:
-                batches = [names[i:i + _HASH_BATCH] for i in range(0, len(names), _HASH_BATCH)]
-                shas = [s for batch in executor.map(_sha_batch, batches) for s in batch]
-            else:
-                shas = _sha_batch(names)
-            for (_, rel, st), sha in zip(todo, shas):
-                self._rows[rel] = [st[0], st[1], sha]
-                out[rel] = sha
-            self._dirty = True
-        return out
+    def walk(self, rels: Iterable[str], executor: Executor | None = None
+             ) -> Iterator[tuple[str, str]]:
+        """(relative path, sha256) for each of `rels` that exists, in their order; files
+        not yet known are hashed over `executor`. Streams: a batch of paths at a time is
+        held, and the rows of files not in `rels` are deleted at the end (`rels` must be
+        every file of the dataset the ledger should keep)."""
+        db = self._conn()
+        with self._lock:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (rel TEXT PRIMARY KEY) "
+                       "WITHOUT ROWID")
+            db.execute("DELETE FROM seen")
+        batch: list[str] = []
 
-    def forget_missing(self, present: set[str]) -> None:
-        gone = [rel for rel in self._rows if rel not in present]
-        for rel in gone:
-            del self._rows[rel]
-        self._dirty = self._dirty or bool(gone)
+        def flush() -> Iterator[tuple[str, str]]:
+            stats = [(rel, self._stat(self.store.root / rel)) for rel in batch]
+            present = [(rel, st) for rel, st in stats if st is not None]
+            with self._lock:
+                db.executemany("INSERT OR IGNORE INTO seen VALUES (?)",
+                               ((rel,) for rel, _ in present))
+            rows = self._rows_of([rel for rel, _ in present])
+            shas: dict[str, str | None] = {}
+            for rel, st in present:
+                row = rows.get(rel)
+                shas[rel] = str(row[2]) if row and row[0] == st[0] and row[1] == st[1] else None
+            todo = [(rel, st) for rel, st in present if shas[rel] is None]
+            names = [str(self.store.root / rel) for rel, _ in todo]
+            if executor is not None and len(names) > _HASH_BATCH:
+                parts = [names[i:i + _HASH_BATCH] for i in range(0, len(names), _HASH_BATCH)]
+                new = [s for part in executor.map(_sha_batch, parts) for s in part]
+            else:
+                new = _sha_batch(names)
+            self._put_many((rel, st[0], st[1], sha) for (rel, st), sha in zip(todo, new))
+            for (rel, _), sha in zip(todo, new):
+                shas[rel] = sha
+            batch.clear()
+            return ((rel, str(shas[rel])) for rel, _ in present)
+
+        for rel in rels:
+            batch.append(rel)
+            if len(batch) >= _WALK_BATCH:
+                yield from flush()
+        if batch:
+            yield from flush()
+        with self._lock:
+            db.execute("DELETE FROM files WHERE rel NOT IN (SELECT rel FROM seen)")
+            db.execute("DELETE FROM seen")
 
     def save(self) -> None:
-        if self._dirty:
-            data = json.dumps(dict(sorted(self._rows.items())), separators=(",", ":"))
-            atomic_write_bytes(self.path, (data + "\n").encode())
-            self._dirty = False
+        if self._db is not None:
+            with self._lock:
+                self._db.commit()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self.save()
+            self._db.close()
+            self._db = None
 
 
 class Resume:
@@ -209,6 +287,10 @@ class Resume:
     def save(self) -> None:
         self._save_stamps()
         self.ledger.save()
+
+    def close(self) -> None:
+        self._save_stamps()
+        self.ledger.close()
 
 
 def files_under(root: Path, *folders: str) -> list[Path]:

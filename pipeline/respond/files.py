@@ -3,12 +3,13 @@ order without duplicates."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from pipeline.records import ResponseRecord
-from pipeline.store import Store, append_jsonl, atomic_write_jsonl, read_jsonl
+from pipeline.store import Store, append_jsonl, atomic_writer
 
 __all__ = ["finalize", "set_aside_other_versions", "superseded_path"]
 
@@ -24,33 +25,76 @@ def superseded_path(store: Store, out_path: Path) -> Path:
     return store.root / "responses" / key / "superseded" / Path(*rest)
 
 
+def _lines(path: Path) -> Iterator[bytes]:
+    """The non-empty lines of a JSON Lines file (none when it is missing)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            if line.strip():
+                yield line if line.endswith(b"\n") else line + b"\n"
+
+
 def set_aside_other_versions(store: Store, out_path: Path,
-                              version: str) -> tuple[list[dict[str, Any]], int]:
+                              version: str) -> tuple[set[str], int]:
     """Move the records of a prompt version other than `version` out of the responses file
     (appended to `superseded_path`, then the file rewritten atomically), so one responses
     file never mixes prompt versions and those samples count as not answered yet. Returns
-    the rows kept (plain dicts) and how many were moved. Call under the file's lock."""
-    rows = list(read_jsonl(out_path))  # plain dicts: cheap when nothing is to move
-    kept = [r for r in rows if r.get("prompt_version") == version]
-    if len(kept) == len(rows):
-        return rows, 0
-    other = [ResponseRecord.model_validate(r) for r in rows
-             if r.get("prompt_version") != version]
+    the ids of the records kept and how many were moved. Streamed: a line at a time is
+    parsed, only ids are held. Call under the file's lock."""
+    kept: set[str] = set()
+    moved = 0
+    for line in _lines(out_path):
+        row = json.loads(line)
+        if row.get("prompt_version") == version:
+            kept.add(row["sample_id"])
+        else:
+            moved += 1
+    if not moved:
+        return kept, 0
     log.info("respond: %d answer(s) of another prompt version set aside from %s (now %s)",
-             len(other), out_path, version)
-    append_jsonl(superseded_path(store, out_path), other)
-    atomic_write_jsonl(out_path, [ResponseRecord.model_validate(r) for r in kept])
-    return kept, len(other)
+             moved, out_path, version)
+    append_jsonl(superseded_path(store, out_path),
+                 (ResponseRecord.model_validate_json(line) for line in _lines(out_path)
+                  if json.loads(line).get("prompt_version") != version))
+    with atomic_writer(out_path) as f:
+        for line in _lines(out_path):
+            if json.loads(line).get("prompt_version") == version:
+                f.write(line)
+    return kept, moved
 
 
-def finalize(out_path: Path, order: list[str]) -> None:
-    """Rewrite the responses file in sample order without duplicates (atomic)."""
-    rows = list(read_jsonl(out_path, ResponseRecord))
-    seen: dict[str, ResponseRecord] = {}
-    for row in rows:
-        seen.setdefault(row.sample_id, row)
+def finalize(out_path: Path, order: Iterable[str]) -> None:
+    """Rewrite the responses file in sample order (`order`: the split's sample ids)
+    without duplicates (the first record of an id is kept), atomically; a file already in
+    order is not touched. Streamed: the ranks and byte offsets of the lines are held, not
+    the records; the lines are copied as they are (they were written by `append_jsonl`)."""
     rank = {sid: i for i, sid in enumerate(order)}
-    ordered = sorted(seen.values(), key=lambda r: rank.get(r.sample_id, len(rank)))
-    if ordered != rows:
-        atomic_write_jsonl(out_path, ordered)
-
+    first: dict[str, tuple[int, int, int]] = {}  # id -> (rank, offset, length)
+    offset, in_order, last = 0, True, -1
+    try:
+        f = open(out_path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for raw in f:
+            if raw.strip():
+                sid = json.loads(raw)["sample_id"]
+                r = rank.get(sid, len(rank))
+                if sid in first or r < last or not raw.endswith(b"\n"):
+                    in_order = False
+                if sid not in first:
+                    first[sid] = (r, offset, len(raw))
+                last = max(last, r)
+            else:
+                in_order = False
+            offset += len(raw)
+    if in_order:
+        return
+    with open(out_path, "rb") as src, atomic_writer(out_path) as dst:
+        for _, off, length in sorted(first.values()):
+            src.seek(off)
+            line = src.read(length)
+            dst.write(line if line.endswith(b"\n") else line + b"\n")

@@ -11,9 +11,10 @@ concurrency, rate limiter and budget in one process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
 
@@ -88,25 +89,36 @@ def answer_chunk(config: ResponderConfig, root: str, kind: str, rel_out: str,
             "rejected_cached": dict(rejected_cached), "flagged": dict(flagged)}
 
 
-def run_local(run: Any, pool: Executor, kind: str, split: str, todo: list[SampleRecord],
-              rel_out: str, retry_ids: set[str], counts: Counter, rejected: Counter,
-              rejected_cached: Counter, flagged: Counter, finished_ids: set[str],
+def run_local(run: Any, pool: Executor, kind: str, split: str, todo: Iterable[SampleRecord],
+              total: int, rel_out: str, retry_ids: set[str], counts: Counter,
+              rejected: Counter, rejected_cached: Counter, flagged: Counter,
+              finished_ids: set[str],
               progress: Callable[[str, str, int, int], None] | None) -> None:
-    """Answer `todo` over `pool`; append records and failures in sample order."""
+    """Answer `todo` (`total` samples, read as they are dealt) over `pool`; append records
+    and failures in sample order. A bounded window of chunks is in flight or waiting for
+    its turn to be written, so the parent holds a few chunks, not the split."""
     store: Store = run.store
     out_path = store.root / rel_out
-    chunks = [todo[i:i + LOCAL_CHUNK] for i in range(0, len(todo), LOCAL_CHUNK)]
+    chunks = _chunks(iter(todo), LOCAL_CHUNK)
     window = 4 * max(1, getattr(pool, "_max_workers", 2))
     pending: dict[Future[dict[str, Any]], int] = {}
     results: dict[int, dict[str, Any]] = {}
+    sizes: dict[int, int] = {}
     next_write, next_submit, done_n = 0, 0, 0
-    while next_write < len(chunks):
-        while next_submit < len(chunks) and len(pending) < window:
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) + len(results) < window:
+            chunk = next(chunks, None)
+            if chunk is None:
+                exhausted = True
+                break
             fut = pool.submit(answer_chunk, run.config, str(store.root), kind, rel_out,
-                              chunks[next_submit], retry_ids & {s.sample_id for s in
-                                                                chunks[next_submit]})
+                              chunk, retry_ids & {s.sample_id for s in chunk})
             pending[fut] = next_submit
+            sizes[next_submit] = len(chunk)
             next_submit += 1
+        if next_write >= next_submit and exhausted:
+            break
         ready, _ = wait(pending, return_when=FIRST_COMPLETED)
         for fut in ready:
             results[pending.pop(fut)] = fut.result()
@@ -123,8 +135,17 @@ def run_local(run: Any, pool: Executor, kind: str, split: str, todo: list[Sample
             rejected_cached.update(res["rejected_cached"])
             flagged.update(res["flagged"])
             finished_ids.update(res["finished"])
-            done_n += len(chunks[next_write])
+            n = sizes.pop(next_write)
             if progress:
-                for _ in chunks[next_write]:
-                    progress(kind, split, done_n, len(todo))
+                for i in range(n):
+                    progress(kind, split, done_n + i + 1, total)
+            done_n += n
             next_write += 1
+
+
+def _chunks(items: Iterator[SampleRecord], size: int) -> Iterator[list[SampleRecord]]:
+    while True:
+        chunk = list(itertools.islice(items, size))
+        if not chunk:
+            return
+        yield chunk

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.store import atomic_write_jsonl, read_jsonl
+from pipeline.store import atomic_writer
 
 __all__ = ["file_lock", "repair"]
 
@@ -34,11 +34,29 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def repair(path: Path) -> None:
     """Drop the torn last line a killed run may have left, so appends start on a new line
-    (responses files and run logs alike; read_jsonl already skips a torn last line)."""
-    if path.exists() and path.stat().st_size:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) == b"\n":
-                return
-        atomic_write_jsonl(path, list(read_jsonl(path)))
+    (responses files and run logs alike; read_jsonl already skips a torn last line). The
+    complete lines are kept byte for byte (copied, not re-serialised)."""
+    if not path.exists() or not path.stat().st_size:
+        return
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return
+        cut, pos = 0, end
+        while pos > 0:  # the last newline, read backwards a block at a time
+            start = max(0, pos - (1 << 16))
+            f.seek(start)
+            i = f.read(pos - start).rfind(b"\n")
+            if i >= 0:
+                cut = start + i + 1
+                break
+            pos = start
+        f.seek(0)
+        with atomic_writer(path) as out:
+            left = cut
+            while left:
+                block = f.read(min(left, 1 << 20))
+                out.write(block)
+                left -= len(block)
 

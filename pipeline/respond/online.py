@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,11 +68,12 @@ class SampleSource:
     def version(self, config: ResponderConfig) -> str:
         return config.prompt_version
 
-    def items(self, store: Store, kind: str, split: str) -> list[Any]:
+    def items(self, store: Store, kind: str, split: str) -> Iterator[Any]:
         # A tied pair (no verdict: pipeline/effect.py) is left out of every comparison
         # task, so it is not answered: nothing is paid for an answer never used.
-        return [s for s in read_jsonl(store.samples_path(kind, split), SampleRecord)
-                if not s.tie]
+        # Streamed: the records are read as they are used.
+        return (s for s in read_jsonl(store.samples_path(kind, split), SampleRecord)
+                if not s.tie)
 
     def out_path(self, store: Store, key: str, kind: str, split: str) -> Any:
         return store.responses_path(key, kind, split)
@@ -349,39 +350,58 @@ class _Run:
         t0 = time.monotonic()
         store, responder = self.store, self.responder
         subset = self.subsets.get((kind, split))  # None: every sample gets an answer
-        samples = [s for s in self.source.items(store, kind, split)
-                   if subset is None or s.sample_id in subset]
         out_path = self.source.out_path(store, responder.key, kind, split)
         rel_out = out_path.relative_to(store.root).as_posix()
         version = self.source.version(self.config)
         with file_lock(out_path):
             repair(out_path)
-            rows, superseded = set_aside_other_versions(store, out_path, version)
-            done = {r["sample_id"] for r in rows}
+            done, superseded = set_aside_other_versions(store, out_path, version)
         open_failed = {f.item_id for f in store.failures(STAGE) if f.path == rel_out}
-        wanted = [s for s in samples if only_ids is None or s.sample_id in only_ids]
-        todo = [s for s in wanted if s.sample_id not in done
-                and (retry_failed or only_ids is not None or s.sample_id not in open_failed)]
         retry_ids = open_failed if retry_failed else set()
         result = _SplitResult(summary={})
-        result.finished = {s.sample_id for s in wanted if s.sample_id in done}
+        # One streamed pass over the items: ids are held, records only of the samples to
+        # answer (a local responder over the pool re-reads even those chunk by chunk).
+        local = (self.pool is not None and not responder.paid
+                 and type(self.source) is SampleSource)
+        order: list[str] = []
+        todo: list[Any] = []
+        todo_ids: set[str] = set()
+        n_wanted = n_done = 0
+        for s in self.source.items(store, kind, split):
+            sid = s.sample_id
+            if subset is not None and sid not in subset:
+                continue
+            order.append(sid)
+            if only_ids is not None and sid not in only_ids:
+                continue
+            n_wanted += 1
+            if sid in done:
+                n_done += 1
+                result.finished.add(sid)
+            elif retry_failed or only_ids is not None or sid not in open_failed:
+                todo_ids.add(sid)
+                if not local:
+                    todo.append(s)
+        del done
         counts: Counter = Counter()
         rejected: Counter = Counter()
         rejected_cached: Counter = Counter()
         flagged: Counter = Counter()
         spent = [0.0]
-        total = len(todo)
+        total = len(todo_ids)
         if self.progress:
             self.progress(kind, split, 0, total)
-        if todo:
+        if todo_ids:
             self._write_responder_info()
             instruction = self.source.instruction(kind, version)
             queue: asyncio.Queue[SampleRecord] = asyncio.Queue()
-            if (self.pool is not None and not responder.paid
-                    and type(self.source) is SampleSource):  # local samples: over the pool
+            if local:  # local samples: over the pool
                 from pipeline.respond.local import run_local
 
-                run_local(self, self.pool, kind, split, todo, rel_out, retry_ids, counts,
+                subset_ids = todo_ids
+                run_local(self, self.pool, kind, split,
+                          (s for s in self.source.items(store, kind, split)
+                           if s.sample_id in subset_ids), total, rel_out, retry_ids, counts,
                           rejected, rejected_cached, flagged, result.finished, self.progress)
             else:
                 for s in todo:
@@ -417,21 +437,21 @@ class _Run:
                         self.progress(kind, split, finished[0], total)
 
             n_workers = min(self.config.concurrency if responder.paid else 1, len(todo))
+            todo.clear()  # the queue holds them now
             try:
                 await asyncio.gather(*(worker() for _ in range(n_workers)))
             finally:
                 flush()
             with file_lock(out_path):
-                finalize(out_path, [s.sample_id for s in samples])
-        remaining = sum(1 for s in todo if s.sample_id not in result.finished)
+                finalize(out_path, order)
+        remaining = sum(1 for sid in todo_ids if sid not in result.finished)
         result.summary = {
             "kind": kind, "split": split, "responder": responder.name,
             "model": responder.model, "key": responder.key,
             "prompt_version": version,
-            "samples": len(samples), "superseded": superseded,
-            "already_done": len(done & {s.sample_id for s in wanted}),
-            "skipped_open_failures": len(wanted) - len(todo) - len(
-                done & {s.sample_id for s in wanted}),
+            "samples": len(order), "superseded": superseded,
+            "already_done": n_done,
+            "skipped_open_failures": n_wanted - total - n_done,
             "todo": total, "accepted": counts["accepted"], "failed": counts["failed"],
             "remaining": remaining, "calls": counts["calls"], "cached": counts["cached"],
             "retries": counts["retries"],

@@ -214,9 +214,15 @@ def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = N
             config: ResponderConfig | None = None, retry_failed: bool = False,
             progress: ProgressFn | None = None, origin: str = "respond",
             wait: bool = True, pool: Executor | None = None,
-            announce: Callable[[str], None] | None = None) -> dict[str, Any]:
+            announce: Callable[[str], None] | None = None,
+            resume: Any = None) -> dict[str, Any]:
     """Run the stage over several kinds and splits with one responder and one budget; the
     combined summary is appended to the run log (logs/respond/<key>.jsonl, `origin`).
+
+    `resume` (the build's pipeline.resume.Resume): a split whose samples, failures,
+    responder settings, detail count and code are those of a finished earlier pass
+    (nothing left to do) and whose responses file is intact is not read again; its
+    summary is that of a pass that found everything done.
 
     `wait`: see `respond_split` (batch mode only). Only the samples of the manifest's
     `detail_counts` are asked (pipeline/detail.py). A local responder (template, replay)
@@ -234,6 +240,15 @@ def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = N
     splits = list(splits) if splits is not None else manifest.splits()
     targets = [(k, s, None) for k in kinds for s in splits
                if store.samples_path(k, s).exists()]
+    stamped: dict[tuple[str, str], dict[str, Any]] = {}
+    keys: dict[tuple[str, str], str] = {}
+    if resume is not None:
+        for k, s, _ in targets:
+            keys[(k, s)] = _stamp_key(resume, manifest, store, responder, config, k, s)
+            done = resume.current(_stamp_name(responder, k, s), keys[(k, s)])
+            if done is not None:
+                stamped[(k, s)] = _as_found_done(done)
+        targets = [t for t in targets if (t[0], t[1]) not in stamped]
     subsets = selection(manifest, store, [(k, s) for k, s, _ in targets])
     if responder.paid:
         announce_estimate(store, responder, config, subsets, targets,
@@ -243,7 +258,56 @@ def respond(manifest: Manifest, store: Store, *, kinds: Iterable[str] | None = N
                               progress=progress, budget=None, origin=origin, wait=wait,
                               extra=extra, pool=None if responder.paid else pool,
                               subsets=subsets))
-    return {**_combine([r.summary for r in results]), **extra}
+    by_pair = {(r.summary["kind"], r.summary["split"]): r.summary for r in results}
+    if resume is not None:
+        for (k, s), summary in by_pair.items():
+            if (summary["remaining"] == 0 and not summary.get("budget_reached")
+                    and not summary.get("batch_pending")):
+                resume.record(_stamp_name(responder, k, s), keys[(k, s)],
+                              [store.root / summary["responses_path"]], summary)
+    ordered = [stamped.get((k, s)) or by_pair[(k, s)] for k in kinds for s in splits
+               if (k, s) in stamped or (k, s) in by_pair]
+    return {**_combine(ordered), **extra}
+
+
+def _stamp_name(responder: Responder, kind: str, split: str) -> str:
+    return f"respond:{responder.key}:{kind}/{split}"
+
+
+def _stamp_key(resume: Any, manifest: Manifest, store: Store, responder: Responder,
+               config: ResponderConfig, kind: str, split: str) -> str:
+    from pipeline.detail import detail_limit
+    from pipeline.respond.common import STAGE
+
+    return resume.key(
+        files=[store.samples_path(kind, split), store.failures_path(STAGE)],
+        settings={"responder": responder.key, "config": config.model_dump(mode="json"),
+                  "detail": detail_limit(manifest, kind, split), "seed": manifest.seed})
+
+
+_KEEP = ("kind", "split", "responder", "model", "key", "prompt_version", "samples",
+         "responses_path")
+
+
+def _as_found_done(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary a pass over a finished split reports: every sample answered before
+    (or left with its open failure), nothing asked, nothing paid."""
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if k in _KEEP:
+            out[k] = v
+        elif isinstance(v, bool):
+            out[k] = False
+        elif isinstance(v, (int, float)):
+            out[k] = 0
+        elif isinstance(v, dict):
+            out[k] = {}
+        else:
+            out[k] = v
+    out["already_done"] = summary.get("already_done", 0) + summary.get("accepted", 0)
+    out["skipped_open_failures"] = (summary.get("skipped_open_failures", 0)
+                                    + summary.get("failed", 0))
+    return out
 
 
 def _combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -284,6 +348,7 @@ def stage_respond(ctx: Any) -> dict[str, Any]:
 
     result = respond(ctx.manifest, ctx.store, kinds=ctx.kinds, splits=ctx.splits,
                      progress=report, origin="build", pool=getattr(ctx, "executor", None),
+                     resume=getattr(ctx, "resume", None),
                      announce=lambda text: (progress.message(text), log.info(text)))
     out: dict[str, Any] = {}
     for s in result["splits"]:

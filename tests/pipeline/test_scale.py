@@ -114,15 +114,40 @@ def test_detail_counts_ask_only_the_subset_same_for_any_worker_count(
     assert not any(k.startswith("no_response") for k in summary["skipped"])
 
 
-def test_a_no_op_rerun_writes_nothing_outside_logs(detail_builds: dict[int, Path]) -> None:
+def test_a_no_op_rerun_writes_nothing_outside_logs(detail_builds: dict[int, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.respond.online import SampleSource
+
     root = detail_builds[2]
     before = _files(root)
+    first = json.loads((root / "logs" / "resume" / "stamps.json").read_text())
     mpath = root.parent / "manifest.yaml"
+    reads: list[tuple[str, str]] = []
+    items = SampleSource.items
+
+    def counted(self, store, kind, split):  # noqa: ANN001, ANN202
+        reads.append((kind, split))
+        return items(self, store, kind, split)
+
+    monkeypatch.setattr(SampleSource, "items", counted)
     result = run_build(load(mpath), workers=1)
     assert _files(root) == before  # same names, bytes and mtimes
     assert result["synthesize"]["refA_sd/train"]["done"] == 0 and result["ingest"]["done"] == 0
+    # the respond stage found every split finished from its stamps: no samples file read
+    assert reads == []
+    resp = result["respond"]["refA_sd/train"]
+    assert (resp["done"], resp["skipped"]) == (0, first["respond:template:refA_sd/train"][
+        "summary"]["accepted"])
     stamps = json.loads((root / "logs" / "resume" / "stamps.json").read_text())
-    assert {"assemble", "report", "plan:refA_sd/train"} <= set(stamps)
+    assert {"assemble", "report", "plan:refA_sd/train", "respond:template:refA_sd/train"
+            } <= set(stamps)
+    # a responses file deleted: that split only is answered again, with the same bytes
+    gone = Store(root).responses_path("template", "refA_md", "train")
+    gone.unlink()
+    run_build(load(mpath), workers=2)
+    assert reads == [("refA_md", "train"), ("refA_md", "train")]  # listed, then dealt
+    assert gone.read_bytes() == before[gone.relative_to(root).as_posix()][1]
+    monkeypatch.setattr(SampleSource, "items", items)
     # an input change redoes what depends on it, and only that
     tasks_file = root / "tasks" / "refA_detail_sd" / "train.json"
     data = load(mpath).model_copy(update={"detail_counts": {"refA_sd": {"train": 4}}})
@@ -180,3 +205,52 @@ def test_paid_respond_asks_only_the_subset_and_announces_the_cost_first(
         lines.clear()
         respond(m, store, config=cfg, announce=lambda text: lines.append((text, 0)))
         assert not lines and srv.chat_calls == 2
+
+
+def test_finalize_orders_streams_and_keeps_the_lines(tmp_path: Path) -> None:
+    from pipeline.respond.files import finalize
+    from pipeline.respond.locks import repair
+
+    path = tmp_path / "r.jsonl"
+    lines = [json.dumps({"sample_id": sid, "text": f"t{i}"}) + "\n"
+             for i, sid in enumerate(["c", "a", "b", "a"])]
+    path.write_text("".join(lines) + '{"sample_id": "d", "te', encoding="utf-8")  # torn
+    repair(path)
+    assert path.read_text(encoding="utf-8") == "".join(lines)  # complete lines kept as is
+    finalize(path, ["a", "b", "c"])
+    assert path.read_text(encoding="utf-8") == lines[1] + lines[2] + lines[0]  # first "a"
+    mtime = path.stat().st_mtime_ns
+    finalize(path, ["a", "b", "c"])  # already in order: not rewritten
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_lock_streams_the_bytes_of_json_dumps_and_the_ledger_is_sqlite(
+        detail_builds: dict[int, Path]) -> None:
+    import sqlite3
+
+    from pipeline.build import write_lock
+    from pipeline.resume import HashLedger
+
+    root = detail_builds[1]
+    text = (root / "manifest.lock.json").read_text(encoding="utf-8")
+    lock = json.loads(text)
+    assert text == json.dumps(lock, ensure_ascii=False, indent=1) + "\n"
+    assert list(lock["outputs"]) == sorted(lock["outputs"]) and len(lock["outputs"]) > 20
+    db = root / "logs" / "resume" / "hashes.sqlite"
+    rows = dict(sqlite3.connect(db).execute("SELECT rel, sha FROM files").fetchall())
+    assert rows == lock["outputs"]  # one row per output file, nothing else
+    # a ledger of an older dqgen (hashes.json) is read once and replaced
+    old = db.with_name("hashes.json")
+    old.write_text(json.dumps({r: [0, 0, "x"] for r in rows}), encoding="utf-8")
+    db.unlink()
+    (root / "tasks" / "summary.json").rename(root / "summary.moved")
+    write_lock(load(root.parent / "manifest.yaml"), root)
+    after = json.loads((root / "manifest.lock.json").read_text(encoding="utf-8"))
+    assert not old.exists() and "tasks/summary.json" not in after["outputs"]
+    assert after["outputs"]["summary.moved"] == lock["outputs"]["tasks/summary.json"]
+    fresh = HashLedger(Store(root))
+    assert fresh.sha(root / "summary.moved") == after["outputs"]["summary.moved"]
+    fresh.close()
+    (root / "summary.moved").rename(root / "tasks" / "summary.json")
+    write_lock(load(root.parent / "manifest.yaml"), root)
+    assert (root / "manifest.lock.json").read_text(encoding="utf-8") == text
