@@ -3,6 +3,12 @@
 Prefect: one real server for the whole session (tests/support/prefect_server.py); a test
 that talks to Prefect asks for `prefect_api` (or `prefect_ephemeral` for the tests of
 ephemeral mode itself); ephemeral mode is off otherwise, so a test that forgets fails.
+
+Bytecode: the suite starts well over a hundred Python processes (xdist workers, pool
+workers, CLI subprocesses, Prefect's). With PYTHONDONTWRITEBYTECODE set (as in some
+containers) each of them compiles dqgen's sources and pytest rewrites every test module
+again: a sixth of the suite's CPU on 2 cores. The tests let Python write __pycache__/
+(git-ignored) so later processes read it.
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # see the module docstring
+sys.dont_write_bytecode = False
 
 # Must be set before anything imports prefect.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="dqgen-test-prefect-")
@@ -24,6 +34,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"  # see prefect_api / prefect_ephemeral
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"  # flows log here, not to the server
 # Tests never reach a real API: make sure no real key or URL leaks in from the environment.
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)

@@ -36,6 +36,14 @@ URL_ENV = "DQGEN_TEST_PREFECT_API_URL"
 HOME_ENV = "DQGEN_TEST_PREFECT_SERVER_HOME"
 PREFECT_BIN = Path(sys.executable).with_name("prefect")
 
+# The server's loop services that no test needs (schedules, late runs, work-pool health,
+# pauses, cancellations, triggers, vacuum): off, so the session's server costs no CPU
+# between requests. The event persister and the task-run recorder (which the tests read
+# through the API) stay on.
+QUIET_SERVICES = {f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false" for name in (
+    "SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP",
+    "REPOSSESSOR", "TRIGGERS", "DB_VACUUM", "CLEANUP_RECONCILER")}
+
 _proc: subprocess.Popen[bytes] | None = None
 _healthy: set[str] = set()
 
@@ -56,6 +64,8 @@ def server_env(home: Path, api_url: str | None = None) -> dict[str, str]:
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'server.db'}",
         "PREFECT_UI_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+        **QUIET_SERVICES,
     })
     if api_url:
         env["PREFECT_API_URL"] = api_url
