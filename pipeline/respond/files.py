@@ -25,16 +25,24 @@ def superseded_path(store: Store, out_path: Path) -> Path:
     return store.root / "responses" / key / "superseded" / Path(*rest)
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    """The non-empty lines of a JSON Lines file (none when it is missing)."""
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line as stored) of every line of a file (none when it is missing)."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
     with f:
-        for line in f:
-            if line.strip():
-                yield line if line.endswith(b"\n") else line + b"\n"
+        offset = 0
+        for raw in f:
+            yield offset, raw
+            offset += len(raw)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The non-empty lines of a JSON Lines file, each ending with a newline."""
+    for _, raw in _raw_lines(path):
+        if raw.strip():
+            yield raw if raw.endswith(b"\n") else raw + b"\n"
 
 
 def set_aside_other_versions(store: Store, out_path: Path,
@@ -73,24 +81,18 @@ def finalize(out_path: Path, order: Iterable[str]) -> None:
     the records; the lines are copied as they are (they were written by `append_jsonl`)."""
     rank = {sid: i for i, sid in enumerate(order)}
     first: dict[str, tuple[int, int, int]] = {}  # id -> (rank, offset, length)
-    offset, in_order, last = 0, True, -1
-    try:
-        f = open(out_path, "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        for raw in f:
-            if raw.strip():
-                sid = json.loads(raw)["sample_id"]
-                r = rank.get(sid, len(rank))
-                if sid in first or r < last or not raw.endswith(b"\n"):
-                    in_order = False
-                if sid not in first:
-                    first[sid] = (r, offset, len(raw))
-                last = max(last, r)
-            else:
-                in_order = False
-            offset += len(raw)
+    in_order, last = True, -1
+    for offset, raw in _raw_lines(out_path):
+        if not raw.strip():
+            in_order = False
+            continue
+        sid = json.loads(raw)["sample_id"]
+        r = rank.get(sid, len(rank))
+        if sid in first or r < last or not raw.endswith(b"\n"):
+            in_order = False
+        if sid not in first:
+            first[sid] = (r, offset, len(raw))
+        last = max(last, r)
     if in_order:
         return
     with open(out_path, "rb") as src, atomic_writer(out_path) as dst:
