@@ -26,8 +26,10 @@ import pytest
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # see the module docstring
 sys.dont_write_bytecode = False
 
+from tests.support import prefect_server  # noqa: E402 - imports no Prefect
+
 # Must be set before anything imports prefect.
-_PREFECT_HOME = tempfile.mkdtemp(prefix="dqgen-test-prefect-")
+_PREFECT_HOME = tempfile.mkdtemp(prefix="dqgen-test-prefect-", dir=prefect_server.scratch_dir())
 atexit.register(shutil.rmtree, _PREFECT_HOME, True)
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -40,7 +42,6 @@ os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
 os.environ.pop("PREFECT_API_URL", None)
 
-from tests.support import prefect_server  # noqa: E402 - after the environment above
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from PIL import Image
 
-torch = pytest.importorskip("torch")
+from pipeline.assemble import assemble_tasks, read_task_file
+from tests.pipeline.task_fixtures import H, W, make_dataset
 
-from PIL import Image  # noqa: E402
 
-from pipeline.assemble import assemble_tasks, read_task_file  # noqa: E402
-from pipeline.torch_dataset import TaskDataset, collate  # noqa: E402
-from tests.pipeline.task_fixtures import H, W, make_dataset  # noqa: E402
+@pytest.fixture(scope="module")
+def torch() -> Any:
+    """torch, imported by the tests that use it (not when the suite is collected)."""
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +25,8 @@ def root(tmp_path_factory):
 
 
 def test_items_match_records_pil(root) -> None:
+    from pipeline.torch_dataset import TaskDataset
+
     ds = TaskDataset(root, "refAB_detail_sd", "train")
     recs = read_task_file(root / "tasks" / "refAB_detail_sd" / "train.json")
     assert len(ds) == len(recs)
@@ -34,7 +40,9 @@ def test_items_match_records_pil(root) -> None:
     assert item["images"][0].tobytes() == ref.tobytes()
 
 
-def test_tensors_test_split_and_loader(root) -> None:
+def test_tensors_test_split_and_loader(root, torch) -> None:
+    from pipeline.torch_dataset import TaskDataset, collate
+
     ds = TaskDataset(root, "A_brief_sd", "test", to_tensor=True)
     item = ds[0]
     assert item["image_names"] == ["A"]
@@ -48,6 +56,8 @@ def test_tensors_test_split_and_loader(root) -> None:
 
 
 def test_transform_and_missing_file(root) -> None:
+    from pipeline.torch_dataset import TaskDataset
+
     ds = TaskDataset(root, "AB_brief", "train", transform=lambda im: im.size)
     assert ds[0]["images"] == [(W, H), (W, H)]
     with pytest.raises(FileNotFoundError, match="A_brief_sd.*val"):

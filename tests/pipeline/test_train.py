@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from pipeline.build import run_build
@@ -54,6 +53,8 @@ def test_categories_match_the_distortion_registry() -> None:
 
 
 def test_datasets_crop_aligned_and_seeded(tiny: Path) -> None:
+    import torch
+
     from pipeline.train import PairDataset, TaskImageDataset, crop_params, sample_rng
 
     pairs = PairDataset(tiny, "refAB_brief", "train", crop=24, augment=True, seed=5)
@@ -89,6 +90,8 @@ def test_missing_task_file_names_it(tiny: Path) -> None:
 
 
 def test_loader_same_batches_for_any_worker_count(tiny: Path) -> None:
+    import torch
+
     from pipeline.train import PairDataset, make_loader
 
     ds = PairDataset(tiny, "refAB_brief", "train", crop=16, augment=True, seed=1)
@@ -115,6 +118,8 @@ def test_probe_runs_without_the_rest_of_the_pipeline_and_is_deterministic(
     """One short epoch in a subprocess where pydantic, prefect, yaml, ... cannot be imported
     (as on a GPU machine with only torch, numpy and Pillow), then again in this process:
     every key written, counts equal to the test split, the same metrics."""
+    import torch
+
     from pipeline.train.probe import ProbeConfig, run_probe
 
     blocked = ["pydantic", "prefect", "yaml", "typer", "rich", "matplotlib", "skimage", "cv2",
@@ -184,6 +189,8 @@ def test_spearman_with_ties() -> None:
 
 
 def test_probe_cli_errors_are_one_line(tiny: Path, tmp_path: Path) -> None:
+    import torch
+
     from pipeline.cli import app
 
     res = CliRunner().invoke(app, ["probe", str(tmp_path)])
