@@ -44,6 +44,9 @@ os.environ["PREFECT_API_TLS_INSECURE_SKIP_VERIFY"] = "true"
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("OPENAI_BASE_URL", None)
 os.environ.pop("PREFECT_API_URL", None)
+# An ephemeral server started by a test (prefect_ephemeral) lives as long as its worker:
+# without the loop services no test needs, like the session's server.
+os.environ.update(prefect_server.QUIET_SERVICES)
 
 
 
