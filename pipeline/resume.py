@@ -40,6 +40,13 @@ __all__ = ["HashLedger", "Resume", "code_hash", "sha256_file"]
 
 _HASH_BATCH = 64  # files per task when new files are hashed over the worker pool
 _WALK_BATCH = 4096  # files stat-ed, looked up and hashed at a time by HashLedger.walk
+_FILES_TABLE = ("CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, size INTEGER, "
+                "mtime INTEGER, sha TEXT) WITHOUT ROWID")
+
+
+def _current(row: tuple[int, int, str] | None, st: tuple[int, int]) -> str | None:
+    """The recorded sha256 when the file's (size, mtime) still match its ledger row."""
+    return str(row[2]) if row is not None and (row[0], row[1]) == st else None
 
 
 def sha256_file(path: Path | str) -> str:
@@ -92,14 +99,12 @@ class HashLedger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
             try:
-                db.execute("CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, "
-                           "size INTEGER, mtime INTEGER, sha TEXT) WITHOUT ROWID")
+                db.execute(_FILES_TABLE)
             except sqlite3.DatabaseError:  # not a database (a torn or foreign file): anew
                 db.close()
                 self.path.unlink(missing_ok=True)
                 db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-                db.execute("CREATE TABLE files (rel TEXT PRIMARY KEY, size INTEGER, "
-                           "mtime INTEGER, sha TEXT) WITHOUT ROWID")
+                db.execute(_FILES_TABLE)
             self._db = db
             self._import_json()
         return self._db
@@ -120,14 +125,6 @@ class HashLedger:
     def _put_many(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
         with self._lock:
             self._conn().executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
-
-    def _known(self, rel: str, st: tuple[int, int]) -> str | None:
-        with self._lock:
-            row = self._conn().execute("SELECT size, mtime, sha FROM files WHERE rel = ?",
-                                       (rel,)).fetchone()
-        if row is not None and row[0] == st[0] and row[1] == st[1]:
-            return str(row[2])
-        return None
 
     def _rows_of(self, rels: list[str]) -> dict[str, tuple[int, int, str]]:
         out: dict[str, tuple[int, int, str]] = {}
@@ -158,7 +155,7 @@ class HashLedger:
         if st is None:
             return None
         rel = self._rel(path)
-        known = self._known(rel, st)
+        known = _current(self._rows_of([rel]).get(rel), st)
         if known is not None:
             return known
         sha = sha256_file(path)
@@ -185,10 +182,7 @@ class HashLedger:
                 db.executemany("INSERT OR IGNORE INTO seen VALUES (?)",
                                ((rel,) for rel, _ in present))
             rows = self._rows_of([rel for rel, _ in present])
-            shas: dict[str, str | None] = {}
-            for rel, st in present:
-                row = rows.get(rel)
-                shas[rel] = str(row[2]) if row and row[0] == st[0] and row[1] == st[1] else None
+            shas = {rel: _current(rows.get(rel), st) for rel, st in present}
             todo = [(rel, st) for rel, st in present if shas[rel] is None]
             names = [str(self.store.root / rel) for rel, _ in todo]
             if executor is not None and len(names) > _HASH_BATCH:

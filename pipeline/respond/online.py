@@ -398,10 +398,9 @@ class _Run:
             if local:  # local samples: over the pool
                 from pipeline.respond.local import run_local
 
-                subset_ids = todo_ids
                 run_local(self, self.pool, kind, split,
                           (s for s in self.source.items(store, kind, split)
-                           if s.sample_id in subset_ids), total, rel_out, retry_ids, counts,
+                           if s.sample_id in todo_ids), total, rel_out, retry_ids, counts,
                           rejected, rejected_cached, flagged, result.finished, self.progress)
             else:
                 for s in todo:
