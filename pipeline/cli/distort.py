@@ -215,20 +215,17 @@ def render_grid(image: np.ndarray, seed: int, progress: Progress | None = None) 
 
     Cell (name, s) is `distortions.apply(image, name, s, np.random.default_rng(seed))`.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     import distortions
+    from pipeline.drawing import font as ui_font
 
     names = distortions.names()
     h, w = image.shape[:2]
     cell_w, cell_h = w + _GRID_PAD, h + _GRID_PAD
     sheet = Image.new("RGB", (_LABEL_W + 6 * cell_w, _HEADER_H + len(names) * cell_h), "white")
     draw = ImageDraw.Draw(sheet)
-    try:  # Pillow's default font (Aileron) at a readable size; needs FreeType
-        font: Any = ImageFont.load_default(size=13)
-        small: Any = ImageFont.load_default(size=11)
-    except (ImportError, OSError):  # a Pillow built without FreeType: its bitmap font
-        font = small = ImageFont.load_default()
+    font, small = ui_font(13), ui_font(11)
     for col, title in enumerate(
         ["original"] + [f"{s}: {distortions.grade_word(s)}" for s in range(1, 6)]
     ):

@@ -23,14 +23,14 @@ file of the right name is kept). Record paths stay relative to the dataset root.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from pipeline.drawing import font
 from pipeline.schema import IMAGE_TOKEN
 from pipeline.store import atomic_write_bytes
 
@@ -165,31 +165,23 @@ def to_llava15(rec: dict[str, Any], composed: str | None = None) -> dict[str, An
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def _font(size: int) -> Any:
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable font
-    except TypeError:  # pragma: no cover - older Pillow: the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def _canvas(images: list[Image.Image], labels: list[str]) -> Image.Image:
     height = max(im.height for im in images)
     band = max(14, height // 8)
     size = int(band * 0.75)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     # the largest font (down to 6 px) at which every label fits above its panel
-    while size > 6 and any(probe.textlength(label, font=_font(size)) > im.width - 2
+    while size > 6 and any(probe.textlength(label, font=font(size)) > im.width - 2
                            for im, label in zip(images, labels)):
         size -= 1
-    font = _font(size)
+    label_font = font(size)
     width = sum(im.width for im in images) + _GAP * (len(images) - 1)
     canvas = Image.new("RGB", (width, band + height), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     x = 0
     for im, label in zip(images, labels):
         canvas.paste(im, (x, band + (height - im.height) // 2))
-        draw.text((x + 1, (band - size) // 2), label, fill=_INK, font=font)
+        draw.text((x + 1, (band - size) // 2), label, fill=_INK, font=label_font)
         x += im.width + _GAP
     return canvas
 

@@ -166,3 +166,28 @@ def test_report_counts_per_responder_key(tmp_path) -> None:
     assert stats["usage"][key]["cost_usd"] == round(0.001 * mine, 6)
     card = (store.report_dir / "README.md").read_text()
     assert f"accepted responses of `{other}`" in card and f"| {other} | {kind} | 2 |" in card
+
+
+def test_contact_sheet_names_an_unreadable_image_and_goes_on(tmp_path) -> None:
+    """A sample whose image cannot be read gets a frame naming the file; the other cells
+    and the card are written as usual."""
+    manifest, store = make_dataset(tmp_path)
+    assemble_tasks(manifest, store)
+    first = write_report(manifest, store)["stats"]["contact_sheet_samples"]
+    sheet = store.report_dir / "contact_sheet.png"
+    with Image.open(sheet) as im:
+        good = np.asarray(im.convert("L"))
+    rows = [json.loads(line) for p in sorted((store.root / "samples").rglob("*.jsonl"))
+            for line in p.read_text().splitlines()]
+    broken = next(r for r in rows if r["sample_id"] == first[0])
+    (store.root / broken["image_A"]["path"]).write_bytes(b"not a png")
+    again = write_report(manifest, store)
+    assert again["stats"]["contact_sheet_samples"] == first
+    with Image.open(sheet) as im:
+        bad = np.asarray(im.convert("L"))
+    assert bad.shape == good.shape  # same cells, same sizes
+    # the first cell (top left) lost its pictures, the last one kept them
+    h, w = bad.shape[0] // 4, bad.shape[1] // 3
+    assert bad[:h, :w].std() < good[:h, :w].std()
+    assert np.array_equal(bad[-h:, -w:], good[-h:, -w:])
+    assert (store.report_dir / "README.md").is_file()

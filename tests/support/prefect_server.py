@@ -74,6 +74,12 @@ def server_env(home: Path, api_url: str | None = None) -> dict[str, str]:
         "PREFECT_LOGGING_LEVEL": "INFO",
         "PREFECT_LOGGING_TO_API_ENABLED": "false",
         "PREFECT_API_TLS_INSECURE_SKIP_VERIFY": "true",  # plain HTTP on 127.0.0.1
+        # the server registers Prefect's block types (1.7 s of CPU) only when a test asks:
+        # none stores blocks
+        "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+        # a served deployment (`dqgen serve` in test_serve.py) picks up its scheduled run
+        # within a second instead of the default 10 s: time the test would only wait
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         **QUIET_SERVICES,
     })
     if api_url:
