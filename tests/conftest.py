@@ -58,6 +58,19 @@ def pytest_configure(config: pytest.Config) -> None:
         prefect_server.start()
 
 
+def _drain_prefect_events() -> None:
+    """Send what Prefect's events worker still holds, and stop it.
+
+    The worker is one per process and keeps the API URL it was started with: without this,
+    a test in ephemeral mode after a `prefect_api` test in the same xdist worker sent its
+    flow's task-run events to the session's server, which rejected them (no such flow run)
+    and retried each six times. Drained at both ends of every Prefect test, each test's
+    events reach its own server, before the test ends."""
+    worker = sys.modules.get("prefect.events.worker")
+    if worker is not None:
+        worker.EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
 @pytest.fixture
 def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Prefect (this process and the subprocesses a test starts) talks to the session's
@@ -66,8 +79,10 @@ def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     url = str(prefect_server.server()["api_url"])
     monkeypatch.setenv("PREFECT_API_URL", url)
+    _drain_prefect_events()
     with temporary_settings({PREFECT_API_URL: url}):
         yield url
+        _drain_prefect_events()
 
 
 @pytest.fixture
@@ -78,5 +93,7 @@ def prefect_ephemeral(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     prefect_server.seed_database(Path(_PREFECT_HOME))
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_ENABLED", "true")
+    _drain_prefect_events()
     with temporary_settings({PREFECT_SERVER_EPHEMERAL_ENABLED: True}):
         yield
+        _drain_prefect_events()

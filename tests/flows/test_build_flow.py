@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,12 +107,22 @@ def test_dask_local_cluster_same_bytes(tiny_manifest: Path, bare_build: Path,
 
     run = _build_runs(out)[0]
     assert run.state.is_completed()
-    with get_client(sync_client=True) as client:
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[run.id])), limit=200)
+    from tests.conftest import _drain_prefect_events
+
+    _drain_prefect_events()  # this process's events (the flow's own tasks) sent
+    deadline = time.monotonic() + 30
+    while True:  # the server records task runs from the events a moment later
+        with get_client(sync_client=True) as client:
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[run.id])), limit=200)
+        if any(t.name.startswith("lock") for t in tasks) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     chunks = [t for t in tasks if t.name.startswith("synthesize ")]
     assert len(chunks) == 11  # ceil(n / 2) per kind and split
     assert all(t.state.is_completed() for t in chunks)
+    # the tasks the flow ran in this process reached the same server
+    assert any(t.name.startswith("lock") for t in tasks), sorted(t.name for t in tasks)
 
 
 @pytest.mark.usefixtures("prefect_api")
