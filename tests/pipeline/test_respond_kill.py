@@ -50,13 +50,14 @@ def _answers(root) -> list[tuple[str, str]]:
 def test_sigkill_mid_respond_loses_only_calls_in_flight(tmp_path) -> None:
     for sub in ("killed", "whole"):
         make_samples(tmp_path / sub / "ds", "refA_sd", "train", N)
-    with FakeOpenAI(latency_s=0.25) as srv:
+    with FakeOpenAI() as srv:
         whole = _respond(_manifest(tmp_path / "whole", srv.base_url))
         assert whole.wait(timeout=120) == 0, whole.stdout.read().decode()
         assert srv.chat_calls == N
         reference = _answers(tmp_path / "whole")
 
         calls_before = srv.chat_calls
+        srv.latency_s = 0.25  # slow answers for the run to kill: it dies mid-way
         proc = _respond(_manifest(tmp_path / "killed", srv.base_url))
         deadline = time.monotonic() + 60
         while srv.chat_calls - calls_before < N // 2 and time.monotonic() < deadline:
@@ -70,6 +71,7 @@ def test_sigkill_mid_respond_loses_only_calls_in_flight(tmp_path) -> None:
         saved = len(list(Store(tmp_path / "killed" / "ds").cache_dir.rglob("*.json")))
         assert 0 < saved < N  # killed mid-way, with answers on disk
 
+        srv.latency_s = 0.0
         rerun = _respond(_manifest(tmp_path / "killed", srv.base_url))
         assert rerun.wait(timeout=120) == 0, rerun.stdout.read().decode()
         paid = srv.chat_calls - calls_before
