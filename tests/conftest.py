@@ -58,11 +58,30 @@ os.environ.update(prefect_server.QUIET_SERVICES)
 
 
 
+_FLOW_TESTS = Path(__file__).resolve().parent / "flows"  # every test that talks to Prefect
+
+
+def _collects_flow_tests(config: pytest.Config) -> bool:
+    """Whether this session's paths include tests/flows (and do not --ignore it)."""
+    root = Path(str(config.rootpath))
+    paths = [Path(a.split("::")[0]) for a in config.args] or [root / "tests"]
+    ignored = [Path(p).resolve() for p in (config.getoption("ignore") or [])]
+    if any(p == _FLOW_TESTS or p in _FLOW_TESTS.parents for p in ignored):
+        return False
+    for path in paths:
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+        if path == _FLOW_TESTS or path in _FLOW_TESTS.parents or _FLOW_TESTS in path.parents:
+            return True
+    return False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist: the controller starts the session's Prefect server before it spawns the
     # workers (they inherit its URL) and does not wait for it: it boots while they collect
     # and run the tests that need no Prefect. Without xdist the first `prefect_api` starts it.
-    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+    # A session without tests/flows (the quick run of docs/development.md) starts none.
+    if (not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None)
+            and _collects_flow_tests(config)):
         prefect_server.start()
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from pipeline.records import ResponseRecord
@@ -47,6 +48,7 @@ def _answers(root) -> list[tuple[str, str]]:
     return [(r.sample_id, r.text) for r in read_jsonl(path, ResponseRecord)]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_respond_loses_only_calls_in_flight(tmp_path) -> None:
     for sub in ("killed", "whole"):
         make_samples(tmp_path / sub / "ds", "refA_sd", "train", N)

@@ -113,6 +113,7 @@ def test_loader_same_batches_for_any_worker_count(tiny: Path) -> None:
 
 
 # --------------------------------------------------------------------------- probe
+@pytest.mark.slow
 def test_probe_runs_without_the_rest_of_the_pipeline_and_is_deterministic(
         tiny: Path, tmp_path: Path) -> None:
     """One short epoch in a subprocess where pydantic, prefect, yaml, ... cannot be imported
@@ -234,6 +235,7 @@ def test_build_runs_the_probe_when_the_manifest_asks(photo_dir: Path, tmp_path: 
     assert '"train_images_per_s"' in res.output and "img/s" in res.output  # bar + JSON
 
 
+@pytest.mark.slow
 def test_probe_learns(photo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # noqa: F811
     """On a build just large enough: identification well above chance, pairs well above 0.5."""
     from pipeline.train.probe import ProbeConfig, run_probe

@@ -35,7 +35,8 @@ runner = CliRunner()
 
 
 def _manifest(tmp: Path, extra: str = "") -> Path:
-    lines = ["name: humans", "seed: 11", "sources:"]
+    # no report (tested in tests/pipeline/test_report.py): most of a small build's time
+    lines = ["name: humans", "seed: 11", "tasks: {report: false}", "sources:"]
     for name in adapter_names():
         getattr(F, f"make_{name}")(tmp / "data" / name)
         lines += [f"  - dataset: {name}", f"    root: data/{name}"]
