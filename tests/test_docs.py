@@ -4,6 +4,7 @@ distortion table of docs/distortions.md is what `dqgen distortions --markdown` p
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from pathlib import Path
@@ -75,9 +76,15 @@ def _shown_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
+@functools.cache
+def _click_app() -> Any:
+    """The app as a click group (typer vendors its own click); building it takes 30 ms."""
+    return typer.main.get_command(app)
+
+
 def _resolve(argv: list[str]) -> tuple[Any, list[str], list[str]]:
     """The click command an argv names, the words that named it, and the rest."""
-    command: Any = typer.main.get_command(app)  # typer vendors its own click
+    command: Any = _click_app()
     path: list[str] = []
     rest = list(argv)
     while hasattr(command, "commands"):  # a group
