@@ -524,33 +524,28 @@ def _cell_text(s: SampleRecord, answer: str | None) -> tuple[list[str], list[str
     return title, caption.split("\n")
 
 
-def _cell(store: Store, s: SampleRecord, title: list[str], caption: list[str],
-          title_rows: int) -> Image.Image:
-    """One cell; the strip starts below `title_rows` lines, so a row's strips line up."""
+def _cell(title: list[str], strip: Image.Image | str, caption: list[str], title_rows: int,
+          frame_h: int) -> Image.Image:
+    """One cell: the title, the strip (or the message of an unreadable image) in a frame
+    `frame_h` px high below `title_rows` lines, the caption below the frame. The rows and
+    the frame height are a row's largest, so a row's frames and captions line up."""
     from PIL import ImageDraw
 
     from pipeline.drawing import font
 
     inner = _CELL_W - 2 * _PAD
-    unreadable = None
-    try:
-        strip: Image.Image | None = _strip(store, s, inner - 2)
-    except ValueError as err:  # the frame says which file
-        strip, unreadable = None, str(err)
-    strip_h = strip.height if strip is not None else 60
     top = _PAD + _LINE * title_rows + 2
-    below = top + strip_h + 4
+    below = top + frame_h + 4
     cell = Image.new("RGB", (_CELL_W, below + _LINE * len(caption) + 2 * _PAD), "white")
     draw = ImageDraw.Draw(cell)
     ui = font(_FONT)
     for i, line in enumerate(title):
         draw.text((_PAD, _PAD + i * _LINE), line, fill=_INK, font=ui)
-    draw.rectangle((_PAD, top, _PAD + inner - 1, top + strip_h + 1), outline=_INK)
-    if strip is not None:
-        cell.paste(strip, (_PAD + 1, top + 1))
+    draw.rectangle((_PAD, top, _PAD + inner - 1, top + frame_h + 1), outline=_INK)
+    if isinstance(strip, str):
+        draw.text((_PAD + 4, top + frame_h // 2 - _LINE // 2), strip, fill=_INK, font=ui)
     else:
-        draw.text((_PAD + 4, top + strip_h // 2 - _LINE // 2), unreadable or "", fill=_INK,
-                  font=ui)
+        cell.paste(strip, (_PAD + 1, top + 1 + (frame_h - strip.height) // 2))
     for i, line in enumerate(caption):
         draw.text((_PAD, below + i * _LINE), line, fill=_INK, font=ui)
     return cell
@@ -599,12 +594,19 @@ def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
             for r in read_jsonl(store.responses_path(responder_key, kind, split), ResponseRecord):
                 if r.sample_id in wanted:
                     answers[r.sample_id] = r.text
-    texts = [_cell_text(s, answers.get(s.sample_id)) for s in chosen]
     rows = []
     for i in range(0, len(chosen), _COLS):
-        title_rows = max(len(title) for title, _ in texts[i:i + _COLS])
-        rows.append([_cell(store, s, title, caption, title_rows)
-                     for s, (title, caption) in zip(chosen[i:i + _COLS], texts[i:i + _COLS])])
+        texts = [_cell_text(s, answers.get(s.sample_id)) for s in chosen[i:i + _COLS]]
+        strips: list[Image.Image | str] = []
+        for s in chosen[i:i + _COLS]:
+            try:
+                strips.append(_strip(store, s, _CELL_W - 2 * _PAD - 2))
+            except ValueError as err:  # the frame says which file
+                strips.append(str(err))
+        title_rows = max(len(title) for title, _ in texts)
+        frame_h = max([st.height for st in strips if not isinstance(st, str)] or [60])
+        rows.append([_cell(title, strip, caption, title_rows, frame_h)
+                     for (title, caption), strip in zip(texts, strips)])
     heights = [max(c.height for c in row) for row in rows]
     sheet = Image.new("RGB", (_COLS * _CELL_W, sum(heights)), "white")
     y = 0
