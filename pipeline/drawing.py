@@ -1,5 +1,6 @@
-"""Text on images: the one font every picture dqgen draws uses (contact sheets, the LLaVA
-panel legends, `dqgen distort-grid`)."""
+"""Text on images: the font of the pictures the pipeline draws (the report's contact sheet,
+the LLaVA panel legends, `dqgen distort-grid`). The training side (pipeline/train/, torch,
+numpy and Pillow only) loads Pillow's default font itself."""
 
 from __future__ import annotations
 

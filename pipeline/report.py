@@ -10,8 +10,8 @@ writes::
     report/figures/response_length.png   words per accepted response, per kind
     report/contact_sheet.png         seeded random samples: images, labels, the answer's telling sentences
 
-Only matplotlib's object-oriented API on the Agg canvas is used (no pyplot state), so the
-report renders headless and in threads. Everything is recomputed on each run (idempotent);
+The figures use only matplotlib's object-oriented API on the Agg canvas (no pyplot state)
+and the contact sheet is drawn with Pillow, so the report renders headless and in threads. Everything is recomputed on each run (idempotent);
 the contact sheet's samples are drawn with a generator seeded from the manifest seed.
 
 History is not an output: the card and stats.json describe what the dataset holds (the
@@ -481,7 +481,13 @@ def _caption(text: str, sample: SampleRecord, width: int = 60, max_lines: int = 
 
 def _strip(store: Store, s: SampleRecord, width: int) -> Image.Image:
     """ref | A | B side by side, `width` px wide: always three slots (the last blank for a
-    single image), so every cell shows its images at one scale."""
+    single image), so every cell shows its images at one scale. The slots take the ref's
+    aspect (at most twice as high as wide); an image of another shape is fitted into its
+    slot, never stretched.
+
+    Raises:
+        ValueError: "unreadable: <path>", an image that cannot be read.
+    """
     paths = [s.image_ref, s.image_A.path] + ([s.image_B.path] if s.image_B else [])
     images = []
     for p in paths:
@@ -491,12 +497,33 @@ def _strip(store: Store, s: SampleRecord, width: int) -> Image.Image:
         except (OSError, ValueError) as err:
             raise ValueError(f"unreadable: {p}") from err
     tile_w = (width - 2 * _GAP) // 3
-    height = max(1, round(tile_w * images[0].height / images[0].width))
+    height = max(1, min(2 * tile_w, round(tile_w * images[0].height / images[0].width)))
     strip = Image.new("RGB", (width, height), "white")
     for i, im in enumerate(images):
-        strip.paste(im.resize((tile_w, height), Image.Resampling.BILINEAR),
-                    (i * (tile_w + _GAP), 0))
+        scale = min(tile_w / im.width, height / im.height)
+        w, h = max(1, round(im.width * scale)), max(1, round(im.height * scale))
+        strip.paste(im.resize((w, h), Image.Resampling.BILINEAR),
+                    (i * (tile_w + _GAP) + (tile_w - w) // 2, (height - h) // 2))
     return strip
+
+
+def _fit_lines(text: str, width: int, ui: Any) -> list[str]:
+    """`text` in lines of at most `width` px, broken after a "/" or a space (a path or a
+    message), a word too long for a line cut with "..."."""
+    lines: list[str] = []
+    line = ""
+    for word in re.findall(r"[^/ ]+[/ ]?|[/ ]", text):
+        if line and ui.getlength(line + word) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += word
+    lines.append(line.rstrip())
+    out = []
+    for ln in lines:
+        while ui.getlength(ln) > width and len(ln) > 4:
+            ln = ln[:-4] + "..."
+        out.append(ln)
+    return out
 
 
 # The contact sheet: cells of _CELL_W px, _COLS to a row, each a title (kind, split, the
@@ -542,8 +569,11 @@ def _cell(title: list[str], strip: Image.Image | str, caption: list[str], title_
     for i, line in enumerate(title):
         draw.text((_PAD, _PAD + i * _LINE), line, fill=_INK, font=ui)
     draw.rectangle((_PAD, top, _PAD + inner - 1, top + frame_h + 1), outline=_INK)
-    if isinstance(strip, str):
-        draw.text((_PAD + 4, top + frame_h // 2 - _LINE // 2), strip, fill=_INK, font=ui)
+    if isinstance(strip, str):  # "unreadable: <path>", in lines that fit the frame
+        lines = _fit_lines(strip, inner - 8, ui)[: max(1, (frame_h - 4) // _LINE)]
+        y0 = top + 1 + (frame_h - _LINE * len(lines)) // 2
+        for i, line in enumerate(lines):
+            draw.text((_PAD + 4, y0 + i * _LINE), line, fill=_INK, font=ui)
     else:
         cell.paste(strip, (_PAD + 1, top + 1 + (frame_h - strip.height) // 2))
     for i, line in enumerate(caption):

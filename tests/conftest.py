@@ -14,6 +14,7 @@ again: a sixth of the suite's CPU on 2 cores. The tests let Python write __pycac
 from __future__ import annotations
 
 import atexit
+import fnmatch
 import multiprocessing
 import os
 import shutil
@@ -62,14 +63,18 @@ _FLOW_TESTS = Path(__file__).resolve().parent / "flows"  # every test that talks
 
 
 def _collects_flow_tests(config: pytest.Config) -> bool:
-    """Whether this session's paths include tests/flows (and do not --ignore it)."""
-    root = Path(str(config.rootpath))
-    paths = [Path(a.split("::")[0]) for a in config.args] or [root / "tests"]
-    ignored = [Path(p).resolve() for p in (config.getoption("ignore") or [])]
-    if any(p == _FLOW_TESTS or p in _FLOW_TESTS.parents for p in ignored):
+    """Whether this session's paths include tests/flows (and no --ignore or --ignore-glob
+    leaves it out). Paths only: a session selecting by -k, -m or --pyargs is not looked
+    into (with -k/-m the server is started; with --pyargs each worker starts its own)."""
+    here = config.invocation_params.dir
+    ignored = [(here / p).resolve() for p in (config.getoption("ignore") or [])]
+    globs = config.getoption("ignore_glob") or []
+    if any(p == _FLOW_TESTS or p in _FLOW_TESTS.parents for p in ignored) or any(
+            fnmatch.fnmatch(str(_FLOW_TESTS), str(here / g)) for g in globs):
         return False
-    for path in paths:
-        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    paths = [here / a.split("::")[0] for a in config.args]
+    for path in paths or [Path(str(config.rootpath)) / "tests"]:
+        path = path.resolve()
         if path == _FLOW_TESTS or path in _FLOW_TESTS.parents or _FLOW_TESTS in path.parents:
             return True
     return False
@@ -85,19 +90,6 @@ def pytest_configure(config: pytest.Config) -> None:
         prefect_server.start()
 
 
-def _drain_prefect_events() -> None:
-    """Send what Prefect's events worker still holds, and stop it.
-
-    The worker is one per process and keeps the API URL it was started with: without this,
-    a test in ephemeral mode after a `prefect_api` test in the same xdist worker sent its
-    flow's task-run events to the session's server, which rejected them (no such flow run)
-    and retried each six times. Drained at both ends of every Prefect test, each test's
-    events reach its own server, before the test ends."""
-    worker = sys.modules.get("prefect.events.worker")
-    if worker is not None:
-        worker.EventsWorker.drain_all(timeout=30, at_exit=False)
-
-
 @pytest.fixture
 def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Prefect (this process and the subprocesses a test starts) talks to the session's
@@ -106,10 +98,10 @@ def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     url = str(prefect_server.server()["api_url"])
     monkeypatch.setenv("PREFECT_API_URL", url)
-    _drain_prefect_events()
+    prefect_server.drain_events()
     with temporary_settings({PREFECT_API_URL: url}):
         yield url
-        _drain_prefect_events()
+        prefect_server.drain_events()
 
 
 @pytest.fixture
@@ -120,7 +112,7 @@ def prefect_ephemeral(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     prefect_server.seed_database(Path(_PREFECT_HOME))
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_ENABLED", "true")
-    _drain_prefect_events()
+    prefect_server.drain_events()
     with temporary_settings({PREFECT_SERVER_EPHEMERAL_ENABLED: True}):
         yield
-        _drain_prefect_events()
+        prefect_server.drain_events()

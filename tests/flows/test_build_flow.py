@@ -107,18 +107,19 @@ def test_dask_local_cluster_same_bytes(tiny_manifest: Path, bare_build: Path,
 
     run = _build_runs(out)[0]
     assert run.state.is_completed()
-    from tests.conftest import _drain_prefect_events
+    from tests.support.prefect_server import drain_events
 
-    _drain_prefect_events()  # this process's events (the flow's own tasks) sent
+    drain_events()  # this process's events (the flow's own tasks) sent
     deadline = time.monotonic() + 30
-    while True:  # the server records task runs from the events a moment later
+    while True:  # the server records task runs from the events a moment later, any order
         with get_client(sync_client=True) as client:
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(any_=[run.id])), limit=200)
-        if any(t.name.startswith("lock") for t in tasks) or time.monotonic() > deadline:
+        chunks = [t for t in tasks if t.name.startswith("synthesize ")]
+        recorded = len(chunks) == 11 and any(t.name.startswith("lock") for t in tasks)
+        if recorded or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    chunks = [t for t in tasks if t.name.startswith("synthesize ")]
     assert len(chunks) == 11  # ceil(n / 2) per kind and split
     assert all(t.state.is_completed() for t in chunks)
     # the tasks the flow ran in this process reached the same server

@@ -191,3 +191,25 @@ def test_contact_sheet_names_an_unreadable_image_and_goes_on(tmp_path) -> None:
     assert bad[:h, :w].std() < good[:h, :w].std()
     assert np.array_equal(bad[-h:, -w:], good[-h:, -w:])
     assert (store.report_dir / "README.md").is_file()
+
+
+def test_contact_sheet_strip_fits_an_image_of_another_shape(tmp_path) -> None:
+    """A (here edited to a portrait image) is fitted into its slot, not stretched: the
+    strip keeps the ref's slot height and A's slot has white margins beside it."""
+    from pipeline.records import SampleRecord
+    from pipeline.report import _strip
+
+    _, store = make_dataset(tmp_path)
+    row = json.loads(next((store.root / "samples").rglob("*.jsonl")).read_text().splitlines()[0])
+    sample = SampleRecord.model_validate(row)
+    with Image.open(store.abs(sample.image_ref)) as ref:
+        ref_w, ref_h = ref.size
+    Image.new("RGB", (ref_h // 2, ref_h), (200, 0, 0)).save(store.abs(sample.image_A.path))
+    strip = np.asarray(_strip(store, sample, 400))
+    tile_w = (400 - 2 * 4) // 3
+    assert strip.shape[0] == round(tile_w * ref_h / ref_w)
+    slot = strip[:, tile_w + 4: 2 * tile_w + 4]
+    red = (slot[..., 0] == 200) & (slot[..., 1] == 0)
+    cols = np.flatnonzero(red.any(axis=0))
+    assert red[:, cols].all()  # full height, no stretching into the margins
+    assert cols[0] > 0 and cols[-1] < tile_w - 1 and (slot[:, : cols[0]] == 255).all()

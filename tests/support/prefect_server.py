@@ -154,6 +154,19 @@ def server() -> dict[str, object]:
     return {"api_url": api_url, "home": home, "log": home / "server.log"}
 
 
+def drain_events() -> None:
+    """Send what Prefect's events worker still holds, and stop it.
+
+    The worker is one per process and keeps the API URL it was started with: without this,
+    a test in ephemeral mode after a `prefect_api` test in the same xdist worker sent its
+    flow's task-run events to the session's server, which rejected them (no such flow run)
+    and retried each six times. The Prefect fixtures (tests/conftest.py) drain it at both
+    ends of every test, so each test's events reach its own server before the test ends."""
+    worker = sys.modules.get("prefect.events.worker")
+    if worker is not None:
+        worker.EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
 def seed_database(home: Path) -> None:
     """Copy the shared server's (migrated) database to `home`/prefect.db, where an
     ephemeral server of that PREFECT_HOME looks for it: it then starts without migrating."""
