@@ -148,6 +148,10 @@ def _init_worker(parent_pid: int) -> None:
                      name="dqgen-parent-watch").start()
 
 
+# What the pool's forkserver imports once, so that each worker it forks has it already.
+POOL_PRELOAD = ("pipeline.synthesize", "pipeline.ingest")
+
+
 def make_executor(workers: int) -> ProcessPoolExecutor:
     """A process pool of `workers` with one OpenCV thread each.
 
@@ -157,7 +161,7 @@ def make_executor(workers: int) -> ProcessPoolExecutor:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["pipeline.synthesize", "pipeline.ingest"])
+        ctx.set_forkserver_preload(list(POOL_PRELOAD))
     else:  # pragma: no cover - Windows
         ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,

@@ -11,8 +11,9 @@ writes::
     report/contact_sheet.png         seeded random samples: images, labels, the answer's telling sentences
 
 The figures use only matplotlib's object-oriented API on the Agg canvas (no pyplot state)
-and the contact sheet is drawn with Pillow, so the report renders headless and in threads. Everything is recomputed on each run (idempotent);
-the contact sheet's samples are drawn with a generator seeded from the manifest seed.
+and the contact sheet is drawn with Pillow, so the report renders headless and in threads.
+Everything is recomputed on each run (idempotent); the contact sheet's samples are drawn
+with a generator seeded from the manifest seed.
 
 History is not an output: the card and stats.json describe what the dataset holds (the
 accepted responses, their tokens and cost from their records, the failures kept in
@@ -23,6 +24,7 @@ logs logs/respond/<key>.jsonl) is summed into logs/respond_summary.json, outside
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -33,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from distortions.pairs import CATEGORY_PHRASES
 from pipeline.assemble import ALL_TASK_NAMES, ALL_TASKS, iter_task_file, short_answer
+from pipeline.drawing import font
 from pipeline.learnability import learnability_lines, read_probe_metrics
 from pipeline.manifest import Manifest
 from pipeline.records import KINDS, FailureRecord, ResponseRecord, SampleRecord
@@ -362,11 +365,13 @@ def _figure(width: float, height: float, *, bottom: float = 0.6,
     return fig
 
 
-def _save(fig: Any, path: Path) -> None:
-    import io
-
+def _save(picture: Any, path: Path) -> None:
+    """A matplotlib figure or a Pillow image, as PNG, written atomically."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    if isinstance(picture, Image.Image):
+        picture.save(buf, format="PNG")
+    else:
+        picture.savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -556,10 +561,6 @@ def _cell(title: list[str], strip: Image.Image | str, caption: list[str], title_
     """One cell: the title, the strip (or the message of an unreadable image) in a frame
     `frame_h` px high below `title_rows` lines, the caption below the frame. The rows and
     the frame height are a row's largest, so a row's frames and captions line up."""
-    from PIL import ImageDraw
-
-    from pipeline.drawing import font
-
     inner = _CELL_W - 2 * _PAD
     top = _PAD + _LINE * title_rows + 2
     below = top + frame_h + 4
@@ -581,14 +582,6 @@ def _cell(title: list[str], strip: Image.Image | str, caption: list[str], title_
     return cell
 
 
-def _save_image(image: Image.Image, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
                    responder_key: str | None) -> list[str]:
     # Two passes, so the samples are never all in memory: the ids (sorted) to draw from,
@@ -597,14 +590,10 @@ def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
     for _, _, p in _splits_of(store, "samples"):
         ids += [row["sample_id"] for row in read_jsonl(p)]
     if not ids or n == 0:
-        from PIL import ImageDraw
-
-        from pipeline.drawing import font
-
         empty = Image.new("RGB", (600, 150), "white")
         ImageDraw.Draw(empty).text((300, 75), "no samples", fill=_INK, font=font(14),
                                    anchor="mm")
-        _save_image(empty, path)
+        _save(empty, path)
         return []
     rng = rng_for(int(stats["seed"]), "report/contact_sheet")
     ids.sort()
@@ -644,7 +633,7 @@ def _contact_sheet(store: Store, stats: dict[str, Any], n: int, path: Path,
         for j, c in enumerate(row):
             sheet.paste(c, (j * _CELL_W, y))
         y += h
-    _save_image(sheet, path)
+    _save(sheet, path)
     return [s.sample_id for s in chosen]
 
 

@@ -30,12 +30,14 @@ sys.dont_write_bytecode = False
 
 from tests.support import prefect_server  # noqa: E402 - imports no Prefect
 
+from pipeline.build import POOL_PRELOAD  # noqa: E402
+
 # One forkserver per process serves every process pool of it. A build's pool preloads the
 # distortion library in it (pipeline.build.make_executor), but a torch DataLoader test that
 # starts a test process's forkserver first would start it without, and then every pool
 # worker of every later build in that process imports cv2, the distortions and pydantic
 # again (0.4 s of CPU each). The preload is set before any of them starts it.
-multiprocessing.set_forkserver_preload(["pipeline.synthesize", "pipeline.ingest"])
+multiprocessing.set_forkserver_preload(list(POOL_PRELOAD))
 
 # Must be set before anything imports prefect.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="dqgen-test-prefect-", dir=prefect_server.scratch_dir())
